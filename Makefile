@@ -1,0 +1,27 @@
+# make demo | make test | make test-fast | make bench
+# The venv is built once from pyproject.toml; torch and torchvision come pinned from pip's local wheels.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test test-fast bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as one batch, W&B offline
+	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
+
+test: $(VENV)/.installed  ## the whole suite, slow tests included (what CI runs)
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
+	$(PY) -m pytest -m "not slow"
+
+bench: $(VENV)/.installed
+	$(PY) bench/invert_bench.py
+
+clean:
+	rm -rf $(VENV) outputs multirun

@@ -1,0 +1,169 @@
+"""InversionModule: gradient descent on the input image toward a layer's embedding of a target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from representation_probe.inversion.smoothing import smooth
+from representation_probe.models import LayerEmbedder
+
+Schedule = float | tuple[float, float] | None  # constant, or linear from start to end; None = off
+
+
+def scheduled(value: Schedule, step: int, steps: int) -> float | None:
+    """Value of a constant or linear (start, end) schedule at `step` of `steps` (paper: eps_n)."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    start, end = value
+    return start + (end - start) * step / steps
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One inversion in a batch: which layer, which target image, which seed."""
+
+    layer: str
+    image: str
+    seed: int
+
+
+class InversionModule(L.LightningModule):
+    """The only parameter is the batch of images a_n; the backbone is frozen and outside the tree.
+
+    Each sample has its own layer and target. Per step: loss = sum_i |O_l(a_n) - O_l(a)| (L1, or
+    squared L2), a_{n+1} = N_c(a_n - eps_n * step(g)) with the optional 3x3 Gaussian N_c of eq. 5.
+    """
+
+    def __init__(
+        self,
+        embedder: LayerEmbedder,
+        targets: torch.Tensor,
+        samples: list[Sample],
+        steps: int,
+        optimizer: partial,
+        lr: Schedule,
+        blur_sigma: Schedule = None,
+        clamp: bool = False,
+        loss: str = "l1",
+        init_mean: float = 0.7,
+        init_std: float = 0.05,
+        shift_std: float = 0.05,
+        record_every: int = 10,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        # Not a submodule: Lightning must neither count, train() nor checkpoint the frozen backbone.
+        object.__setattr__(self, "embedder", embedder)
+        self.samples = samples
+        self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
+        self.clamp, self.loss_kind, self.record_every = clamp, loss, record_every
+        init, shift = zip(*(self._noise(s.seed, targets.shape[1:], init_std, shift_std) for s in samples))
+        self.image = nn.Parameter(init_mean + torch.stack(init))
+        self.register_buffer("targets", targets)
+        self.register_buffer("shifted", targets + torch.stack(shift))
+        self.groups = {layer: [i for i, s in enumerate(samples) if s.layer == layer]
+                       for layer in dict.fromkeys(s.layer for s in samples)}
+        self.history: list[dict] = []  # rows of metrics.csv
+        self.diverged_at: int | None = None
+
+    @staticmethod
+    def _noise(seed: int, shape, init_std: float, shift_std: float):
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(shape, generator=gen) * init_std, torch.randn(shape, generator=gen) * shift_std
+
+    # ---- the forward map and distances --------------------------------------------------------
+    def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {layer: self.embedder(images[idx], layer) for layer, idx in self.groups.items()}
+
+    def distances(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample loss and m_g = ||O_l(images) - O_l(a)||_2 against the target embeddings."""
+        loss = images.new_zeros(len(self.samples))
+        m_g = images.new_zeros(len(self.samples))
+        for layer, emb in self.embed(images).items():
+            diff = (emb - self.target_embeddings[layer]).flatten(1)
+            idx = torch.tensor(self.groups[layer], device=images.device)
+            loss = loss.index_add(0, idx, diff.abs().sum(1) if self.loss_kind == "l1" else diff.pow(2).sum(1))
+            m_g = m_g.index_add(0, idx, diff.detach().norm(dim=1))
+        return loss, m_g
+
+    def on_fit_start(self) -> None:
+        self.embedder.to(self.device)
+        with torch.no_grad():
+            self.target_embeddings = self.embed(self.targets)
+            _, self.m_s = self.distances(self.shifted)
+        self.m_i_ref = (self.shifted - self.targets).flatten(1).norm(dim=1)
+
+    # ---- optimisation --------------------------------------------------------------------------
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(range(self.steps), batch_size=None)  # one item per step; the data is the target
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(params=[self.image], lr=scheduled(self.lr, 0, self.steps))
+
+    def training_step(self, step: int, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        loss, m_g = self.distances(self.image)
+        if not torch.isfinite(loss).all():
+            self.diverged_at = step
+            self.trainer.should_stop = True
+            return
+        lr = scheduled(self.lr, step, self.steps)
+        if step % self.record_every == 0:  # distances of a_n, before this step's update
+            self.log_dict({"loss": loss.mean(), "m_g": m_g.mean()}, prog_bar=True, logger=False)
+            self._record(step, loss.detach(), m_g, lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss.sum())  # per-sample losses summed: samples stay independent
+        optimizer.step()
+        with torch.no_grad():
+            sigma = scheduled(self.blur_sigma, step, self.steps)
+            if sigma:
+                self.image.copy_(smooth(self.image, sigma))
+            if self.clamp:
+                self.image.clamp_(0, 1)
+
+    def _record(self, step: int, loss: torch.Tensor, m_g: torch.Tensor, lr: float) -> None:
+        m_i = (self.image.detach() - self.targets).flatten(1).norm(dim=1)
+        rows = [dict(step=step, layer=s.layer, image=s.image, seed=s.seed, loss=float(loss[i]),
+                     m_g=float(m_g[i]), m_i=float(m_i[i]), lr=lr) for i, s in enumerate(self.samples)]
+        self.history += rows
+        metrics = {"invert/lr": lr}
+        for row, s in zip(rows, self.samples):
+            prefix = "invert" if len(self.samples) == 1 else f"invert/{s.layer}/{s.image}/seed{s.seed}"
+            metrics |= {f"{prefix}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    # ---- results -------------------------------------------------------------------------------
+    def on_train_end(self) -> None:
+        """Distances of the final a_g (after the last update), also as the last metrics.csv rows."""
+        with torch.no_grad():
+            loss, m_g = self.distances(self.image)
+        step = self.steps if self.diverged_at is None else self.diverged_at
+        self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
+        self.final_loss, self.final_m_g = loss, m_g
+
+    @torch.no_grad()
+    def results(self) -> list[dict]:
+        """Final loss, m_g, m_i, m_s, m_i_ref, m_g / m_s, PSNR and SSIM of each sample."""
+        a_g = self.image.detach()
+        m_i = (a_g - self.targets).flatten(1).norm(dim=1)
+        clipped = a_g.clamp(0, 1)
+        out = []
+        for i, s in enumerate(self.samples):
+            pred, target = clipped[i : i + 1], self.targets[i : i + 1]
+            m_g = float(self.final_m_g[i])
+            out.append(dict(layer=s.layer, image=s.image, seed=s.seed, loss=float(self.final_loss[i]),
+                            m_g=m_g, m_i=float(m_i[i]), m_s=float(self.m_s[i]),
+                            m_i_ref=float(self.m_i_ref[i]), m_g_over_m_s=m_g / float(self.m_s[i]),
+                            psnr=float(peak_signal_noise_ratio(pred, target, data_range=1.0)),
+                            ssim=float(structural_similarity_index_measure(pred, target, data_range=1.0))))
+        return out

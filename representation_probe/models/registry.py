@@ -1,0 +1,140 @@
+"""One factory for every backbone: torchvision ResNets and any timm model, with their weights."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from representation_probe.errors import ConfigError
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+
+
+@dataclass
+class Backbone:
+    """A frozen network plus what the probe needs to know about its input."""
+
+    name: str
+    net: nn.Module
+    image_size: int
+    normalize: str  # 'none' (raw [0, 1] pixels, as in the paper) or 'imagenet'
+    family: str  # 'resnet' or 'timm': decides the layer aliases
+
+
+def create_model(
+    name: str,
+    source: str = "torchvision",
+    weights: str = "none",
+    normalize: str = "none",
+    image_size: int = 224,
+    init_seed: int = 0,
+) -> Backbone:
+    """Build a frozen backbone.
+
+    Args:
+        name: torchvision ResNet name (resnet18..resnet152) or any timm model name.
+        source: 'torchvision' or 'timm'.
+        weights: 'none' (random init from init_seed), 'imagenet', or a path to a state_dict or to a
+            Lightning checkpoint of ours.
+        normalize: input normalisation applied inside the forward map: 'none' or 'imagenet'.
+        image_size: side of the square input in pixels.
+        init_seed: seed of the random initialisation, so untrained models are reproducible.
+    """
+    if normalize not in NORMALIZATIONS:
+        raise ConfigError(f"unknown normalize '{normalize}'; allowed: {', '.join(NORMALIZATIONS)}")
+    if int(image_size) <= 0:
+        raise ConfigError(f"model.image_size must be a positive integer, got {image_size}")
+    weights = str(weights)
+    torch.manual_seed(init_seed)
+    if source == "torchvision":
+        net = _torchvision_resnet(name, weights)
+        family = "resnet"
+    elif source == "timm":
+        net = _timm_model(name, weights)
+        family = "timm"
+    else:
+        raise ConfigError(f"unknown model source '{source}'; allowed: torchvision, timm")
+    if weights not in ("none", "imagenet"):
+        load_weights(net, weights, name)
+    return Backbone(name, freeze(net), int(image_size), normalize, family)
+
+
+def freeze(net: nn.Module) -> nn.Module:
+    """eval(), no weight gradients, and no in-place ops that would overwrite read activations."""
+    for module in net.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+    return net.eval().requires_grad_(False)
+
+
+def _torchvision_resnet(name: str, weights: str) -> nn.Module:
+    if name not in RESNETS:
+        raise ConfigError(f"unknown torchvision model '{name}'; allowed: {', '.join(RESNETS)} "
+                          "(or model=timm model.name=<any timm model>)")
+    if weights != "imagenet":
+        return torchvision.models.get_model(name, weights=None)
+    enum = torchvision.models.get_model_weights(name).DEFAULT
+    net = torchvision.models.get_model(name, weights=None)
+    net.load_state_dict(_imagenet_state_dict(enum))
+    return net
+
+
+def _imagenet_state_dict(enum) -> dict:
+    """torchvision's ImageNet weights from the hub cache; downloading is tried once, briefly."""
+    url = enum.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if cached.exists():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    try:
+        return enum.get_state_dict(progress=False)
+    except Exception as err:  # offline, proxy, refused: all mean the same to the user
+        raise ConfigError(f"ImageNet weights {enum} are not cached and could not be downloaded "
+                          f"({type(err).__name__}); put {Path(url).name} (from {url}) at {cached}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _timm_model(name: str, weights: str) -> nn.Module:
+    import timm
+
+    if name not in timm.list_models():
+        close = timm.list_models(f"*{name[:6]}*")[:10]
+        raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'}")
+    if weights != "imagenet":
+        return timm.create_model(name, pretrained=False)
+    try:
+        return timm.create_model(name, pretrained=True)
+    except Exception as err:
+        raise ConfigError(f"pretrained weights for timm model '{name}' are not available offline "
+                          f"({type(err).__name__}); put them in the Hugging Face cache or pass "
+                          "model.weights=<path to a state_dict>") from None
+
+
+def load_weights(net: nn.Module, path: str, name: str) -> None:
+    """Load a plain state_dict or a Lightning checkpoint of ours (weights under 'net.')."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"weights file not found: {file} (model.weights takes none, imagenet or a path)")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ConfigError(f"cannot read weights file {file}: {type(err).__name__}: {err}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ConfigError(f"{file} holds a {type(state).__name__}, not a state_dict or checkpoint")
+    if state and all(key.startswith("net.") for key in state):
+        state = {key.removeprefix("net."): value for key, value in state.items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        summary = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise ConfigError(f"weights in {file} do not fit {name}: {summary[:300]}") from None
