@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from representation_probe import rundir
@@ -18,6 +20,8 @@ from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import Sample
 from representation_probe.models import LayerEmbedder, layer_shapes
+from representation_probe.reporting import write_kernel_panels
+from representation_probe.training import ClassifierModule
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +31,26 @@ def run(cfg: DictConfig) -> float | None:
     command = HydraConfig.get().job.config_name
     try:
         return TASKS[command](cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = _config_error(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # Hydra records the job as failed; the other jobs of the sweep still run
+            raise user_error from None  # Hydra records the job as failed; the sweep's other jobs still run
         sys.exit(2)
     finally:
         if "wandb" in sys.modules:
             import wandb
 
             wandb.finish()
+
+
+def _config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind an exception, also when hydra's instantiate wrapped it."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__
+    return err
 
 
 def layers(cfg: DictConfig) -> None:
@@ -81,6 +95,67 @@ def invert(cfg: DictConfig) -> float:
     return sum(r["m_g"] for r in results) / len(results)
 
 
+def train(cfg: DictConfig) -> float:
+    """Train a classifier; re-running in the same run directory resumes from its last.ckpt."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.dataset)
+    backbone = instantiate(cfg.model, num_classes=datamodule.num_classes, init_seed=cfg.seed)
+    scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
+    module = ClassifierModule(backbone.net, datamodule.num_classes, instantiate(cfg.optimizer), scheduler,
+                              normalize=backbone.normalize, channels_last=cfg.channels_last)
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [ModelCheckpoint(dirpath=checkpoints, filename="best-{epoch}", monitor="val/acc", mode="max",
+                                 save_last=True, save_top_k=1)]
+    loggers = [instantiate(conf) for conf in cfg.logger.values()]
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir)
+    resume = _resume_path(cfg.ckpt_path, checkpoints / "last.ckpt")
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    seconds = time.perf_counter() - start
+
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    best = callbacks[0].best_model_score
+    val_acc = float(best) if best is not None else metrics.get("val/acc", float("nan"))
+    if trainer.is_global_zero:
+        write_kernel_panels(run_dir / "images" / "conv1_kernels.png", {f"{cfg.model.name} trained": module.net})
+        rundir.write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+        rundir.write_json(run_dir / "summary.json", dict(
+            command="train", model=cfg.model.name, weights=str(cfg.model.weights), dataset=cfg.dataset._target_,
+            seed=cfg.seed, val_acc=val_acc, train_acc=metrics.get("train/acc"), epochs=trainer.current_epoch,
+            global_step=trainer.global_step, checkpoint=str(checkpoints / "last.ckpt"),
+            best_checkpoint=callbacks[0].best_model_path, resumed_from=resume, seconds=round(seconds, 3)))
+    return val_acc
+
+
+def kernels(cfg: DictConfig) -> None:
+    """First-layer kernels of each `weights` entry side by side, in kernels.png."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    panels = {_weights_label(w): instantiate(cfg.model, weights=w).net for w in _as_list(cfg.weights)}
+    write_kernel_panels(run_dir / "kernels.png", panels)
+    print(f"wrote {run_dir / 'kernels.png'}")
+
+
+def _weights_label(weights: str) -> str:
+    path = Path(str(weights))
+    return str(weights) if len(path.parts) < 3 else str(Path(*path.parts[-3:]))
+
+
+def _resume_path(ckpt_path: str | None, last: Path) -> str | None:
+    """None resumes from the run directory's last.ckpt when there is one."""
+    if ckpt_path is None:
+        return str(last) if last.exists() else None
+    if ckpt_path == "last":
+        if not last.exists():
+            raise ConfigError(f"ckpt_path=last but there is no {last}; pass hydra.run.dir=<the run to resume>")
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise ConfigError(f"checkpoint not found: {ckpt_path} (ckpt_path takes null, last or a file)")
+    return ckpt_path
+
+
 def _write_inversion(run_dir: Path, cfg: DictConfig, module, results: list[dict], targets: dict,
                      seconds: float) -> None:
     """config.yaml, metrics.csv, summary.json and images/ of one inversion run, each atomically."""
@@ -111,4 +186,4 @@ def _require_positive(**values) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-TASKS = {"invert": invert, "layers": layers}
+TASKS = {"invert": invert, "layers": layers, "train": train, "kernels": kernels}

@@ -1,5 +1,8 @@
-"""Datamodules and inversion targets."""
+"""Datamodules (noise, image folders, photo patches) and inversion targets."""
 
+from representation_probe.data.folder import FolderDataModule, PatchDataModule
+from representation_probe.data.noise import NoiseDataModule, NoiseDataset
 from representation_probe.data.targets import SAMPLES, image_name, load_target
 
-__all__ = ["SAMPLES", "image_name", "load_target"]
+__all__ = ["FolderDataModule", "NoiseDataModule", "NoiseDataset", "PatchDataModule", "SAMPLES", "image_name",
+           "load_target"]

@@ -34,8 +34,10 @@ def create_model(
     normalize: str = "none",
     image_size: int = 224,
     init_seed: int = 0,
+    num_classes: int | None = None,
+    trainable: bool = False,
 ) -> Backbone:
-    """Build a frozen backbone.
+    """Build a backbone, frozen for probing unless `trainable`.
 
     Args:
         name: torchvision ResNet name (resnet18..resnet152) or any timm model name.
@@ -45,24 +47,28 @@ def create_model(
         normalize: input normalisation applied inside the forward map: 'none' or 'imagenet'.
         image_size: side of the square input in pixels.
         init_seed: seed of the random initialisation, so untrained models are reproducible.
+        num_classes: size of the classifier head; None takes it from the weights file, else 1000.
+        trainable: leave the weights trainable (training) instead of frozen (probing).
     """
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"unknown normalize '{normalize}'; allowed: {', '.join(NORMALIZATIONS)}")
     if int(image_size) <= 0:
         raise ConfigError(f"model.image_size must be a positive integer, got {image_size}")
+    if source not in ("torchvision", "timm"):
+        raise ConfigError(f"unknown model source '{source}'; allowed: torchvision, timm")
     weights = str(weights)
+    state = read_weights(weights) if weights not in ("none", "imagenet") else None
+    if num_classes is None:
+        num_classes = _head_classes(state) or 1000
     torch.manual_seed(init_seed)
     if source == "torchvision":
-        net = _torchvision_resnet(name, weights)
-        family = "resnet"
-    elif source == "timm":
-        net = _timm_model(name, weights)
-        family = "timm"
+        net, family = _torchvision_resnet(name, weights, num_classes), "resnet"
     else:
-        raise ConfigError(f"unknown model source '{source}'; allowed: torchvision, timm")
-    if weights not in ("none", "imagenet"):
-        load_weights(net, weights, name)
-    return Backbone(name, freeze(net), int(image_size), normalize, family)
+        net, family = _timm_model(name, weights, num_classes), "timm"
+    if state is not None:
+        _load_state(net, state, weights, name)
+    net = net if trainable else freeze(net)
+    return Backbone(name, net, int(image_size), normalize, family)
 
 
 def freeze(net: nn.Module) -> nn.Module:
@@ -73,12 +79,12 @@ def freeze(net: nn.Module) -> nn.Module:
     return net.eval().requires_grad_(False)
 
 
-def _torchvision_resnet(name: str, weights: str) -> nn.Module:
+def _torchvision_resnet(name: str, weights: str, num_classes: int) -> nn.Module:
     if name not in RESNETS:
         raise ConfigError(f"unknown torchvision model '{name}'; allowed: {', '.join(RESNETS)} "
                           "(or model=timm model.name=<any timm model>)")
     if weights != "imagenet":
-        return torchvision.models.get_model(name, weights=None)
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     enum = torchvision.models.get_model_weights(name).DEFAULT
     net = torchvision.models.get_model(name, weights=None)
     net.load_state_dict(_imagenet_state_dict(enum))
@@ -102,14 +108,14 @@ def _imagenet_state_dict(enum) -> dict:
         socket.setdefaulttimeout(previous)
 
 
-def _timm_model(name: str, weights: str) -> nn.Module:
+def _timm_model(name: str, weights: str, num_classes: int) -> nn.Module:
     import timm
 
     if name not in timm.list_models():
         close = timm.list_models(f"*{name[:6]}*")[:10]
         raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'}")
     if weights != "imagenet":
-        return timm.create_model(name, pretrained=False)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
     try:
         return timm.create_model(name, pretrained=True)
     except Exception as err:
@@ -118,8 +124,20 @@ def _timm_model(name: str, weights: str) -> nn.Module:
                           "model.weights=<path to a state_dict>") from None
 
 
-def load_weights(net: nn.Module, path: str, name: str) -> None:
-    """Load a plain state_dict or a Lightning checkpoint of ours (weights under 'net.')."""
+# Classifier-head weights of the two families: torchvision ResNets ('fc') and most timm models.
+HEAD_KEYS = ("fc.weight", "head.weight", "head.fc.weight", "classifier.weight")
+
+
+def _head_classes(state: dict | None) -> int | None:
+    """Number of classes of the head stored in a weights file (e.g. 100 for the noise task)."""
+    for key in HEAD_KEYS if state else ():
+        if key in state:
+            return int(state[key].shape[0])
+    return None
+
+
+def read_weights(path: str) -> dict:
+    """A plain state_dict, or the network inside a Lightning checkpoint of ours (keys 'net.*')."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"weights file not found: {file} (model.weights takes none, imagenet or a path)")
@@ -133,8 +151,17 @@ def load_weights(net: nn.Module, path: str, name: str) -> None:
         raise ConfigError(f"{file} holds a {type(state).__name__}, not a state_dict or checkpoint")
     if state and all(key.startswith("net.") for key in state):
         state = {key.removeprefix("net."): value for key, value in state.items()}
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        summary = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise ConfigError(f"weights in {file} do not fit {name}: {summary[:300]}") from None
+    return state
+
+
+def _load_state(net: nn.Module, state: dict, path: str, name: str) -> None:
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        problems = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
+                    (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys]
+        raise ConfigError(f"weights in {path} do not fit {name}: {', '.join(problems)}; "
+                          "was the file saved from another architecture?")
+    net.load_state_dict(state)
