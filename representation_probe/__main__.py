@@ -1,38 +1,34 @@
 """`python -m representation_probe <command> [hydra overrides]`.
 
-The command word becomes `--config-name=<command>` in place, so sys.argv stays whole for
-Lightning's DDP re-launch of ranks (which re-runs `python -m representation_probe <argv[1:]>`).
+The commands are the entry configs in conf/. The command word becomes `--config-name=<command>` in
+place, so sys.argv stays whole for Lightning's DDP re-launch of ranks (which re-runs
+`python -m representation_probe <argv[1:]>`).
 """
 
 import sys
 from pathlib import Path
 
-import hydra
-
-from representation_probe.tasks import TASKS, run
-
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
-USAGE = f"usage: python -m representation_probe <command> [hydra overrides]\ncommands: {', '.join(TASKS)}"
-
-
-@hydra.main(config_path=CONF, config_name=None, version_base="1.3")
-def _main(cfg):
-    return run(cfg)
+CONF = Path(__file__).resolve().parent.parent / "conf"
+COMMANDS = sorted(path.stem for path in CONF.glob("*.yaml"))
+USAGE = f"usage: python -m representation_probe <command> [hydra overrides]\ncommands: {', '.join(COMMANDS)}"
 
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "--help"
-    if command.startswith("--config-name"):
-        pass  # a re-launched DDP rank
-    elif command in TASKS:
-        sys.argv[1] = f"--config-name={command}"
-    elif command in ("-h", "--help"):
+    if command in ("-h", "--help"):
         print(USAGE)
         sys.exit(0)
-    else:
+    if command in COMMANDS:
+        sys.argv[1] = f"--config-name={command}"
+    elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
         print(f"error: unknown command '{command}'\n{USAGE}", file=sys.stderr)
         sys.exit(2)
-    _main()
+
+    import hydra  # imported only now: --help stays instant
+
+    from representation_probe.tasks import run
+
+    hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(run)()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 from PIL import Image
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -20,6 +25,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; results are for everyone
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -27,7 +33,18 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Strict JSON: a non-finite float (a diverged m_g, say) is written as null."""
+    write_atomic(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def _finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

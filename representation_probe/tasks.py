@@ -68,7 +68,11 @@ def invert(cfg: DictConfig) -> float:
                       record_every=cfg.inversion.record_every)
     layer_names, images, seeds = _as_list(cfg.layer), _as_list(cfg.image), _as_list(cfg.seed)
     size = cfg.model.image_size
-    targets = {image_name(image): load_target(image, size) for image in images}
+    names = [image_name(image) for image in images]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"two images share a name ({', '.join(names)}): rename one file, since names "
+                          "label the results and a file named like a sample would shadow it")
+    targets = {name: load_target(image, size) for name, image in zip(names, images)}
     samples = [Sample(layer, name, int(seed)) for layer in layer_names for name in targets for seed in seeds]
 
     backbone = instantiate(cfg.model)
@@ -87,7 +91,7 @@ def invert(cfg: DictConfig) -> float:
     results = module.results()
     _write_inversion(run_dir, cfg, module, results, targets, seconds)
     if module.diverged_at is not None:
-        raise ConfigError(f"the loss became NaN at step {module.diverged_at}; what was measured is in "
+        raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {module.diverged_at}; what was measured is in "
                           f"{run_dir}; try a smaller inversion.lr (now {cfg.inversion.lr})")
     for r in results:
         log.info("%s %s seed %d: m_g/m_s %.3g  m_i %.3g (m_i_ref %.3g)  PSNR %.1f",

@@ -110,7 +110,7 @@ class InversionModule(L.LightningModule):
     def training_step(self, step: int, batch_idx: int) -> None:
         optimizer = self.optimizers()
         loss, m_g = self.distances(self.image)
-        if not torch.isfinite(loss).all():
+        if not (torch.isfinite(loss).all() and torch.isfinite(m_g).all()):
             self.diverged_at = step
             self.trainer.should_stop = True
             return
@@ -147,7 +147,9 @@ class InversionModule(L.LightningModule):
         """Distances of the final a_g (after the last update), also as the last metrics.csv rows."""
         with torch.no_grad():
             loss, m_g = self.distances(self.image)
-        step = self.steps if self.diverged_at is None else self.diverged_at
+        if self.diverged_at is None and not torch.isfinite(m_g).all():  # the last update overflowed
+            self.diverged_at = self.steps
+        step = self.diverged_at if self.diverged_at is not None else self.steps
         self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
         self.final_loss, self.final_m_g = loss, m_g
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from representation_probe.errors import ConfigError
 
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+RESNETS = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 
 
@@ -64,7 +64,7 @@ def create_model(
     if source == "torchvision":
         net, family = _torchvision_resnet(name, weights, num_classes), "resnet"
     else:
-        net, family = _timm_model(name, weights, num_classes), "timm"
+        net, family = _timm_model(name, weights, num_classes, int(image_size)), "timm"
     if state is not None:
         _load_state(net, state, weights, name)
     net = net if trainable else freeze(net)
@@ -83,6 +83,11 @@ def _torchvision_resnet(name: str, weights: str, num_classes: int) -> nn.Module:
     if name not in RESNETS:
         raise ConfigError(f"unknown torchvision model '{name}'; allowed: {', '.join(RESNETS)} "
                           "(or model=timm model.name=<any timm model>)")
+    if name == "resnet10":  # one BasicBlock per stage: a small ResNet for CPU tests and quick studies
+        if weights == "imagenet":
+            raise ConfigError("resnet10 has no ImageNet weights; use none or a checkpoint path")
+        return torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1],
+                                                num_classes=num_classes)
     if weights != "imagenet":
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     enum = torchvision.models.get_model_weights(name).DEFAULT
@@ -108,16 +113,26 @@ def _imagenet_state_dict(enum) -> dict:
         socket.setdefaulttimeout(previous)
 
 
-def _timm_model(name: str, weights: str, num_classes: int) -> nn.Module:
+def _timm_model(name: str, weights: str, num_classes: int, image_size: int) -> nn.Module:
     import timm
 
     if name not in timm.list_models():
         close = timm.list_models(f"*{name[:6]}*")[:10]
         raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'}")
-    if weights != "imagenet":
-        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    pretrained = weights == "imagenet"
+    try:  # transformers fix their input size at construction; convolutional models take any size
+        return _timm_create(name, pretrained, num_classes, img_size=image_size)
+    except TypeError:
+        return _timm_create(name, pretrained, num_classes)
+
+
+def _timm_create(name: str, pretrained: bool, num_classes: int, **size) -> nn.Module:
+    import timm
+
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, **size)
     try:
-        return timm.create_model(name, pretrained=True)
+        return timm.create_model(name, pretrained=True, **size)
     except Exception as err:
         raise ConfigError(f"pretrained weights for timm model '{name}' are not available offline "
                           f"({type(err).__name__}); put them in the Hugging Face cache or pass "

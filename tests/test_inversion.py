@@ -1,0 +1,188 @@
+"""InversionModule: gradient descent on the input toward a layer embedding (paper eqs. 4-5)."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from representation_probe import ConfigError
+from representation_probe.data import load_target
+from representation_probe.inversion import Sample, smooth
+from representation_probe.inversion.smoothing import gaussian_kernel3
+from representation_probe.models import Backbone, LayerEmbedder
+
+from .conftest import build_model, run_inversion
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def chelsea():
+    return load_target("chelsea", SIZE)
+
+
+def test_short_inversion_lowers_loss_and_m_g(chelsea):
+    backbone = build_model("resnet18", SIZE)
+    running_mean = backbone.net.bn1.running_mean.clone()
+    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=30",
+                           "inversion.record_every=10")
+
+    first, last = module.history[0], module.history[-1]
+    assert [row["step"] for row in module.history] == [0, 10, 20, 30]  # every 10 steps, plus the end
+    assert last["loss"] < 0.5 * first["loss"]
+    assert last["m_g"] < 0.5 * first["m_g"]
+    result = module.results()[0]
+    assert result["m_g"] == pytest.approx(last["m_g"])
+    assert result["m_i"] == pytest.approx(last["m_i"])
+    # the frozen backbone was neither trained nor switched to training mode by Lightning
+    assert not backbone.net.training
+    torch.testing.assert_close(backbone.net.bn1.running_mean, running_mean, rtol=0, atol=0)
+
+
+def test_reference_shift_and_m_s(chelsea):
+    backbone = build_model("resnet18", SIZE)
+    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=1")
+    result = module.results()[0]
+    # the default a' = a + N(0, 1/20): ||a' - a|| is close to sigma * sqrt(number of pixels)
+    assert result["m_i_ref"] == pytest.approx(0.05 * math.sqrt(chelsea.numel()), rel=0.1)
+    embedder = LayerEmbedder(backbone, ["conv2"])
+    with torch.no_grad():
+        m_s = (embedder(module.shifted, "conv2") - embedder(chelsea[None], "conv2")).norm()
+    assert result["m_s"] == pytest.approx(float(m_s), rel=1e-5)
+    assert result["m_g_over_m_s"] == pytest.approx(result["m_g"] / result["m_s"])
+
+
+# ---- eq. 5 smoothing ----------------------------------------------------------------------------
+def total_variation(images: torch.Tensor) -> float:
+    return float((images.diff(dim=-1).abs().sum() + images.diff(dim=-2).abs().sum()))
+
+
+def high_frequency_energy(images: torch.Tensor) -> float:
+    """Power of the spatial frequencies above half the Nyquist frequency on either axis."""
+    power = torch.fft.fftshift(torch.fft.fft2(images - images.mean()), dim=(-2, -1)).abs() ** 2
+    n = images.shape[-1]
+    centre = slice(n // 4, 3 * n // 4)
+    return float(power.sum() - power[..., centre, centre].sum())
+
+
+def test_smoothing_removes_high_frequencies_of_noise():
+    noise = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    light, strong = smooth(noise, 0.4), smooth(noise, 2.4)
+    assert total_variation(strong) < total_variation(light) < total_variation(noise)
+    assert high_frequency_energy(strong) < high_frequency_energy(light) < high_frequency_energy(noise)
+
+
+def test_smoothing_keeps_a_constant_image():
+    constant = torch.full((1, 3, SIZE, SIZE), 0.7)
+    torch.testing.assert_close(smooth(constant, 1.0), constant)
+
+
+def test_smoothing_is_per_channel_and_keeps_the_shape():
+    images = torch.zeros(1, 3, 9, 9)
+    images[0, 1, 4, 4] = 1.0
+    out = smooth(images, 1.0)
+    assert out.shape == images.shape
+    assert out[0, 0].abs().sum() == 0 and out[0, 2].abs().sum() == 0
+    torch.testing.assert_close(out[0, 1, 3:6, 3:6], gaussian_kernel3(1.0))
+
+
+def test_gaussian_kernel_is_normalised_and_symmetric():
+    kernel = gaussian_kernel3(0.8)
+    assert kernel.shape == (3, 3)
+    assert float(kernel.sum()) == pytest.approx(1.0)
+    torch.testing.assert_close(kernel, kernel.T)
+    torch.testing.assert_close(kernel, kernel.flip(0))
+    assert kernel.argmax() == 4  # the centre
+
+
+def test_blurred_inversion_runs_with_the_paper_config(chelsea):
+    module = run_inversion(build_model("resnet18", SIZE), chelsea[None], [Sample("conv1", "chelsea", 0)],
+                           "inversion=paper", "inversion.steps=20", "inversion.lr=0.5")
+    assert module.diverged_at is None
+    assert module.history[-1]["m_g"] < module.history[0]["m_g"]
+
+
+# ---- toy linear maps: injective maps can be inverted, non-injective ones cannot -----------------
+def toy_backbone(features: int) -> Backbone:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, features))
+    return Backbone(name="toy", net=net, image_size=8, normalize="none", family="toy")
+
+
+OPTIMIZERS = {
+    "adam-decaying-lr": ["inversion.steps=300"],  # the default config
+    # plain gradient descent on ||W(a_n - a)||^2; lr below 2 / the largest eigenvalue of 2 W^T W
+    "sgd-l2": ["inversion.steps=300", "inversion.optimizer._target_=torch.optim.SGD", "inversion.lr=0.3",
+               "inversion.loss=l2"],
+}
+
+
+@pytest.mark.parametrize("overrides", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+@pytest.mark.parametrize("features, injective", [(2 * 192, True), (48, False)], ids=["overcomplete", "48"])
+def test_linear_map_inversion(features, injective, overrides):
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    # the layer is the FX node of the Linear: '1' in the Sequential
+    module = run_inversion(toy_backbone(features), target, [Sample("1", "toy", 0)], *overrides)
+    first, result = module.history[0], module.results()[0]
+    assert result["m_g"] < 0.01 * first["m_g"]  # both maps: the embedding is matched
+    if injective:
+        assert result["m_i"] < 0.01 * first["m_i"]  # ... and so is the image
+    else:
+        assert result["m_i"] > 0.5 * first["m_i"]  # the null space keeps what a_0 had there
+
+
+# ---- batching --------------------------------------------------------------------------------
+def test_batched_layers_and_seeds_equal_separate_runs(chelsea):
+    backbone = build_model("resnet18", SIZE)
+    samples = [Sample(layer, "chelsea", seed) for layer in ("conv1", "conv3") for seed in (0, 1)]
+    # Plain SGD (+ eq. 5 blur): Adam divides by sqrt(v), so the 1e-7 rounding differences between
+    # batch sizes flip near-zero gradient components and grow to ~1e-2 per pixel within 20 steps.
+    config = ["inversion=paper", "inversion.steps=20", "inversion.lr=0.05"]
+    batched = run_inversion(backbone, chelsea.expand(len(samples), -1, -1, -1), samples, *config)
+    batched_results = batched.results()
+    assert not torch.equal(batched.image[0], batched.image[1])  # the seeds differ
+    for i, sample in enumerate(samples):
+        single = run_inversion(backbone, chelsea[None], [sample], *config)
+        alone = single.results()[0]
+        assert alone["m_g"] < 0.5 * single.history[0]["m_g"]  # the runs went somewhere
+        for key in ("m_g", "m_i", "m_s", "loss"):
+            assert batched_results[i][key] == pytest.approx(alone[key], rel=1e-5), (sample, key)
+        torch.testing.assert_close(batched.image[i], single.image[0], rtol=1e-5, atol=1e-5)
+
+
+# ---- divergence ------------------------------------------------------------------------------
+class CountBatches(Callback):
+    def __init__(self):
+        self.batches = 0
+
+    def on_train_batch_end(self, *args) -> None:
+        self.batches += 1
+
+
+def test_nan_loss_stops_the_run(chelsea):
+    target = chelsea[None].clone()
+    target[0, 0, 0, 0] = float("nan")
+    counter = CountBatches()
+    module = run_inversion(build_model("resnet18", SIZE), target, [Sample("conv2", "chelsea", 0)],
+                           "inversion.steps=30", callbacks=[counter])
+    assert module.diverged_at == 0
+    assert counter.batches == 1
+    assert [row["step"] for row in module.history] == [0]
+
+
+def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
+    steps = 30  # eps = 1e38 overflows float32 after the first update: the loss becomes NaN
+    overrides = ["model=resnet18", f"model.image_size={SIZE}", "layer=conv2", "logger=csv",
+                 f"inversion.steps={steps}", "inversion.optimizer._target_=torch.optim.SGD", "inversion.lr=1e38"]
+    with pytest.raises(ConfigError, match="lr") as err:
+        run_task("invert", overrides, run_dir=tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["diverged_at"] is not None and summary["diverged_at"] < steps
+    assert f"step {summary['diverged_at']}" in str(err.value)
+    with open(tmp_path / "run" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert int(rows[-1]["step"]) == summary["diverged_at"]

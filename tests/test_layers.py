@@ -1,0 +1,145 @@
+"""The paper's layer names on torchvision ResNets, and the frozen forward map O_l."""
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from representation_probe import ConfigError
+from representation_probe.models import LayerEmbedder, layer_shapes, resolve_layer
+from representation_probe.models.layers import RESNET_ALIASES
+
+from .conftest import build_model
+
+SIZE = 64
+ALIASES = list(RESNET_ALIASES)
+RESNETS = ["resnet18", "resnet34", "resnet50",
+           pytest.param("resnet101", marks=pytest.mark.slow), pytest.param("resnet152", marks=pytest.mark.slow)]
+
+
+def assert_same_values(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Equal up to float rounding at the output's scale: the embedder may reorder or fuse operations
+    (e.g. fold BatchNorm into the convolution before it), a wrong layer differs at order one."""
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
+def expected_shapes(net: torchvision.models.ResNet, size: int) -> dict[str, tuple]:
+    """From the architecture: a stride-2 7x7 conv, a stride-2 max-pool, then stages of stride 1, 2, 2, 2
+    whose widths are 64, 128, 256, 512 times the block's expansion (1 basic, 4 bottleneck)."""
+    stem = (1, 64, size // 2, size // 2)
+    shapes = {"conv1_raw": stem, "conv1": stem, "conv1_pool": (1, 64, size // 4, size // 4)}
+    side = size // 4
+    for i, stage in enumerate([net.layer1, net.layer2, net.layer3, net.layer4]):
+        side = side if i == 0 else side // 2
+        shapes[f"conv{i + 2}"] = (1, 64 * 2**i * type(stage[-1]).expansion, side, side)
+    return shapes
+
+
+@pytest.mark.parametrize("name", RESNETS)
+def test_aliases_have_the_architectures_shapes(name):
+    backbone = build_model(name, SIZE)
+    expected = expected_shapes(backbone.net, SIZE)
+    embedder = LayerEmbedder(backbone, ALIASES)
+    x = torch.rand(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert {a: tuple(embedder(x, a).shape) for a in ALIASES} == expected
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_layer_shapes_lists_aliases_first_with_the_same_shapes(name):
+    backbone = build_model(name, SIZE)
+    shapes = layer_shapes(backbone)  # what `python -m representation_probe layers` prints
+    assert list(shapes)[: len(ALIASES)] == ALIASES
+    assert {a: shapes[a] for a in ALIASES} == expected_shapes(backbone.net, SIZE)
+    assert shapes["layer1.0.conv1"] == (1, 64, SIZE // 4, SIZE // 4)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_conv5_is_the_forward_through_layer4(name):
+    backbone = build_model(name, SIZE)
+    net = backbone.net
+    x = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        by_hand = net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))))
+        assert_same_values(LayerEmbedder(backbone, ["conv5"])(x, "conv5"), by_hand)
+
+
+def test_stem_aliases():
+    backbone = build_model("resnet18", SIZE)
+    net = backbone.net
+    embedder = LayerEmbedder(backbone, ["conv1_raw", "conv1"])
+    x = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert_same_values(embedder(x, "conv1_raw"), net.conv1(x))
+        assert_same_values(embedder(x, "conv1"), torch.relu(net.bn1(net.conv1(x))))
+
+
+def test_imagenet_normalisation_is_part_of_the_forward_map():
+    backbone = build_model("resnet18", SIZE, "model.normalize=imagenet")
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        embedded = LayerEmbedder(backbone, ["conv1_raw"])(x, "conv1_raw")
+        assert_same_values(embedded, backbone.net.conv1((x - mean) / std))
+
+
+def test_graph_nodes_are_layers_too():
+    backbone = build_model("resnet18", SIZE)
+    assert resolve_layer(backbone, "layer1.0.conv1") == "layer1.0.conv1"
+    assert resolve_layer(backbone, "conv3") == "layer2"
+    net = backbone.net
+    x = torch.rand(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert_same_values(LayerEmbedder(backbone, ["layer1.0.conv1"])(x, "layer1.0.conv1"),
+                           net.layer1[0].conv1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))
+
+
+def test_unknown_layer_lists_the_valid_names():
+    backbone = build_model("resnet18", SIZE)
+    with pytest.raises(ConfigError, match="conv9") as err:
+        LayerEmbedder(backbone, ["conv9"])
+    assert "conv3" in str(err.value)
+    assert "layer1.0.conv1" in str(err.value)
+
+
+def test_backbone_is_frozen_without_in_place_relu():
+    assert any(m.inplace for m in torchvision.models.resnet18().modules() if isinstance(m, nn.ReLU))
+    backbone = build_model("resnet18", SIZE)
+    embedder = LayerEmbedder(backbone, ["conv2"])
+    for module in (backbone.net, embedder):
+        assert not any(getattr(m, "inplace", False) for m in module.modules())
+        assert not any(p.requires_grad for p in module.parameters())
+
+
+def test_building_an_embedder_leaves_the_backbone_untouched():
+    backbone = build_model("resnet18", SIZE)
+    before = {name: type(m) for name, m in backbone.net.named_modules()}
+    state = {k: v.clone() for k, v in backbone.net.state_dict().items()}
+    LayerEmbedder(backbone, ALIASES)
+    assert {name: type(m) for name, m in backbone.net.named_modules()} == before
+    after = backbone.net.state_dict()
+    assert after.keys() == state.keys() and all(torch.equal(after[k], v) for k, v in state.items())
+
+
+def test_embedder_stays_in_eval_mode():
+    embedder = LayerEmbedder(build_model("resnet18", SIZE), ["conv2"])
+    embedder.train()
+    assert not any(m.training for m in embedder.modules())
+
+
+def test_embedder_passes_gradients_to_the_input_only():
+    embedder = LayerEmbedder(build_model("resnet18", SIZE), ["conv3"])
+    x = torch.rand(1, 3, SIZE, SIZE, requires_grad=True)
+    embedder(x, "conv3").abs().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in embedder.parameters())
+
+
+def test_timm_model_runs_at_the_configured_image_size():
+    backbone = build_model("timm", 32)  # vit_small_patch16_224, asked for 32 px inputs
+    net = backbone.net
+    with torch.no_grad():
+        tokens = LayerEmbedder(backbone, ["blocks.0"])(torch.rand(1, 3, 32, 32), "blocks.0")
+    patches = (32 // net.patch_embed.patch_size[0]) ** 2
+    assert tokens.shape == (1, net.num_prefix_tokens + patches, net.embed_dim)

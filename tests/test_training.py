@@ -1,0 +1,153 @@
+"""Training: the noise set, image folders, memorisation, DDP on CPU, kill-and-resume, probing checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, DistributedSampler
+
+from representation_probe import ConfigError
+from representation_probe.data import FolderDataModule, NoiseDataset
+from representation_probe.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model=resnet10", "logger=csv", "dataset.workers=0", "optimizer=adam", "optimizer.lr=1e-3", "scheduler=none"]
+
+
+def noise(seed=0, split="train", count=40, size=8):
+    return NoiseDataset(count, classes=10, image_size=size, mean=0.5, std=1 / 3, seed=seed, split=split)
+
+
+def test_noise_is_a_function_of_seed_and_index():
+    a, b = noise(), noise()
+    assert torch.equal(a[7][0], b[7][0]) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a[7][0], a[8][0])
+    assert not torch.equal(a[7][0], noise(seed=1)[7][0])
+    assert not torch.equal(a[7][0], noise(split="val")[7][0])  # held-out noise is fresh
+    images = torch.stack([a[i][0] for i in range(len(a))])
+    assert abs(images.mean() - 0.5) < 0.02 and abs(images.std() - 1 / 3) < 0.02
+
+
+def test_noise_is_the_same_on_every_worker_and_rank():
+    data = noise()
+    serial = torch.cat([x for x, _ in DataLoader(data, batch_size=8)])
+    workers = torch.cat([x for x, _ in DataLoader(data, batch_size=8, num_workers=2)])
+    assert torch.equal(serial, workers)
+    shards = [list(DistributedSampler(data, num_replicas=2, rank=r, shuffle=True, seed=3)) for r in (0, 1)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) + len(shards[1]) == len(data)
+    for rank, shard in enumerate(shards):  # what a rank loads is exactly the shared set's item
+        rank_view = noise()
+        assert all(torch.equal(rank_view[i][0], serial[i]) for i in shard)
+
+
+def write_folder(root: Path, classes=("red", "green", "blue"), per_class=6) -> None:
+    colors = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("RGB", (40, 36), tuple(c + 5 * i for c in colors[name])).save(root / name / f"{i}.png")
+
+
+def test_image_folder_layouts_and_errors(tmp_path):
+    write_folder(tmp_path / "imagenet" / "train")
+    write_folder(tmp_path / "imagenet" / "val", per_class=2)
+    split = FolderDataModule(str(tmp_path / "imagenet"), image_size=16, batch_size=4, workers=0)
+    split.setup()
+    assert split.num_classes == 3 and len(split.train_set) == 18 and len(split.val_set) == 6
+    image, label = split.val_set[0]
+    assert image.shape == (3, 16, 16) and 0 <= image.min() and image.max() <= 1 and label == 0
+    write_folder(tmp_path / "flat")
+    flat = FolderDataModule(str(tmp_path / "flat"), image_size=16, workers=0, val_fraction=0.25)
+    flat.setup()
+    assert len(flat.train_set) + len(flat.val_set) == 18 and len(flat.val_set) == 4
+    with pytest.raises(ConfigError, match="not found"):
+        FolderDataModule(str(tmp_path / "missing"))
+    (tmp_path / "no_classes").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "no_classes" / "x.png")
+    with pytest.raises(ConfigError, match="no class sub-folders"):
+        FolderDataModule(str(tmp_path / "no_classes"))
+
+
+@pytest.mark.slow
+def test_imagenet_layout_trains_and_its_checkpoint_is_probed(run_task, tmp_path):
+    write_folder(tmp_path / "imagenet" / "train")
+    write_folder(tmp_path / "imagenet" / "val", per_class=2)
+    val_acc, run_dir = run_task("train", [*TINY, "dataset=imagenet", f"dataset.root={tmp_path / 'imagenet'}",
+                                          "dataset.image_size=16", "dataset.batch_size=6", "trainer.max_epochs=2"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs"] == 2 and 0 <= val_acc <= 1 and summary["val_acc"] == val_acc
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run_dir / "images" / "conv1_kernels.png").is_file()
+
+    probed = create_model("resnet10", weights=str(ckpt), image_size=16)
+    trained = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert probed.net.fc.out_features == 3  # the head size comes from the checkpoint
+    assert torch.equal(probed.net.layer4[0].conv2.weight, trained["net.layer4.0.conv2.weight"])
+    assert not any(p.requires_grad for p in probed.net.parameters())
+    m_g, inv_dir = run_task("invert", ["model=resnet10", f"model.weights={ckpt}", "model.image_size=16",
+                                       "layer=conv3", "inversion.steps=3", "logger=csv"])
+    assert json.loads((inv_dir / "summary.json").read_text())["weights"] == str(ckpt)
+    with pytest.raises(ConfigError, match="do not fit resnet18"):
+        create_model("resnet18", weights=str(ckpt))
+
+
+@pytest.mark.slow
+def test_a_small_resnet_memorises_noise_but_does_not_generalise(run_task):
+    """The paper's memorisation claim at small scale: 200 noise images, 100 random labels."""
+    _, run_dir = run_task("train", [*TINY, "dataset.count=200", "dataset.val_count=200", "dataset.image_size=32",
+                                    "dataset.batch_size=50", "trainer.max_epochs=12"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 12 * 4
+    assert summary["train_acc"] >= 0.9
+    assert summary["val_acc"] <= 0.08  # fresh noise: chance is 0.01
+
+
+def train_command(run_dir: Path, epochs: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "representation_probe", "train", *TINY, "dataset.count=64", "dataset.val_count=16",
+            "dataset.image_size=16", "dataset.batch_size=16", f"trainer.max_epochs={epochs}",
+            f"hydra.run.dir={run_dir}", *extra]
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(tmp_path):
+    run_dir = tmp_path / "ddp"
+    done = subprocess.run(train_command(run_dir, 1, "trainer=ddp_cpu"), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MEMBER: 2/2" in done.stdout + done.stderr and "gloo" in done.stdout + done.stderr
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 2  # 64 images / (2 ranks x 16): each rank saw its own half
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    run_dir, epochs = tmp_path / "run", 40
+    last = run_dir / "checkpoints" / "last.ckpt"
+    job = subprocess.Popen(train_command(run_dir, epochs), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it get into a later epoch
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert last.exists() and not (run_dir / "summary.json").exists(), "the run finished before it was killed"
+    saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+
+    done = subprocess.run(train_command(run_dir, epochs), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Restoring states from the checkpoint" in done.stdout + done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from"] == str(last)
+    assert summary["epochs"] == epochs and summary["global_step"] == epochs * 4  # nothing lost, nothing twice
+    assert saved_epoch < epochs - 1
