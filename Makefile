@@ -11,8 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as one batch, W&B offline
+demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as one batch (W&B offline), and its report
 	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
+	$(PY) -m representation_probe report outputs/demo
 
 test: $(VENV)/.installed  ## the whole suite, slow tests included (what CI runs)
 	$(PY) -m pytest

@@ -20,6 +20,11 @@ def main() -> None:
         sys.exit(0)
     if command in COMMANDS:
         sys.argv[1] = f"--config-name={command}"
+        if command == "report":  # `report DIR [DIR ...]`: positional directories become runs=[...]
+            dirs = [arg for arg in sys.argv[2:] if "=" not in arg and not arg.startswith("-")]
+            if dirs:
+                rest = [arg for arg in sys.argv[2:] if arg not in dirs]
+                sys.argv[2:] = [f"runs=[{','.join(repr(d) for d in dirs)}]", *rest]
     elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
         print(f"error: unknown command '{command}'\n{USAGE}", file=sys.stderr)
         sys.exit(2)

@@ -20,24 +20,33 @@ from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import Sample
 from representation_probe.models import LayerEmbedder, layer_shapes
-from representation_probe.reporting import write_kernel_panels
+from representation_probe.reporting import write_kernel_panels, write_report
 from representation_probe.training import ClassifierModule
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Dispatch on the entry config's name; bad input becomes one line, loggers always close."""
-    command = HydraConfig.get().job.config_name
+    """Dispatch on the entry config's name; bad input becomes one line, loggers always close.
+
+    A failed job leaves failure.json (its error line) in its run directory for the report; in a
+    multirun the exception goes on to Hydra, which marks the job failed while the others run on.
+    """
+    hydra_cfg = HydraConfig.get()
+    command = hydra_cfg.job.config_name
     try:
         return TASKS[command](cfg)
     except Exception as err:
         user_error = _config_error(err)
+        line = str(user_error) if user_error else f"{type(err).__name__}: {err}".splitlines()[0]
+        if hydra_cfg.output_subdir is not None:  # commands that print only have no run directory
+            rundir.write_json(Path(hydra_cfg.runtime.output_dir) / "failure.json",
+                              dict(command=command, error=line, overrides=list(hydra_cfg.overrides.task)))
         if user_error is None:
             raise
-        print(f"error: {user_error}", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise user_error from None  # Hydra records the job as failed; the sweep's other jobs still run
+        print(f"error: {line}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise user_error from None
         sys.exit(2)
     finally:
         if "wandb" in sys.modules:
@@ -79,9 +88,7 @@ def invert(cfg: DictConfig) -> float:
     build_module = instantiate(cfg.inversion, _partial_=True)  # call-time objects stay untouched
     module = build_module(embedder=LayerEmbedder(backbone, layer_names),
                           targets=torch.stack([targets[s.image] for s in samples]), samples=samples)
-    loggers = [instantiate(conf) for conf in cfg.logger.values()]
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loggers = _loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *map(str, layer_names)])
     trainer = instantiate(cfg.trainer, max_epochs=1, logger=loggers or False, enable_checkpointing=False,
                           enable_model_summary=False, num_sanity_val_steps=0)
     start = time.perf_counter()
@@ -111,9 +118,7 @@ def train(cfg: DictConfig) -> float:
     checkpoints = run_dir / "checkpoints"
     callbacks = [ModelCheckpoint(dirpath=checkpoints, filename="best-{epoch}", monitor="val/acc", mode="max",
                                  save_last=True, save_top_k=1)]
-    loggers = [instantiate(conf) for conf in cfg.logger.values()]
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    loggers = _loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir)
     resume = _resume_path(cfg.ckpt_path, checkpoints / "last.ckpt")
     start = time.perf_counter()
@@ -145,6 +150,34 @@ def kernels(cfg: DictConfig) -> None:
 def _weights_label(weights: str) -> str:
     path = Path(str(weights))
     return str(weights) if len(path.parts) < 3 else str(Path(*path.parts[-3:]))
+
+
+def _loggers(cfg: DictConfig, tags: list[str]) -> list:
+    """The configured loggers, a multirun's jobs grouped by sweep, tagged, with the config logged once."""
+    hydra_cfg = HydraConfig.get()
+    loggers = []
+    for conf in cfg.logger.values():
+        extra = {}
+        if "tags" in conf:
+            extra["tags"] = [*conf.tags, *tags]
+        if "group" in conf and conf.group is None and hydra_cfg.mode == RunMode.MULTIRUN:
+            extra["group"] = str(hydra_cfg.sweep.dir)
+            extra["name"] = f"{Path(hydra_cfg.sweep.dir).name}/{hydra_cfg.job.num}"
+        loggers.append(instantiate(conf, **extra))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(config)
+    return loggers
+
+
+def report(cfg: DictConfig) -> None:
+    """report.html from run directories (a run, a multirun, or several)."""
+    roots = [Path(path) for path in _as_list(cfg.runs)]
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        raise ConfigError(f"not a run directory: {', '.join(missing)} (report takes run or multirun directories)")
+    out = Path(cfg.out) if cfg.out else roots[0]
+    print(f"wrote {write_report(roots, out)}")
 
 
 def _resume_path(ckpt_path: str | None, last: Path) -> str | None:
@@ -190,4 +223,4 @@ def _require_positive(**values) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-TASKS = {"invert": invert, "layers": layers, "train": train, "kernels": kernels}
+TASKS = {"invert": invert, "layers": layers, "train": train, "kernels": kernels, "report": report}

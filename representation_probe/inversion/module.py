@@ -56,6 +56,7 @@ class InversionModule(L.LightningModule):
         init_std: float = 0.05,
         shift_std: float = 0.05,
         record_every: int = 10,
+        image_every: int = 100,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -63,7 +64,7 @@ class InversionModule(L.LightningModule):
         object.__setattr__(self, "embedder", embedder)
         self.samples = samples
         self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
-        self.clamp, self.loss_kind, self.record_every = clamp, loss, record_every
+        self.clamp, self.loss_kind, self.record_every, self.image_every = clamp, loss, record_every, image_every
         init, shift = zip(*(self._noise(s.seed, targets.shape[1:], init_std, shift_std) for s in samples))
         self.image = nn.Parameter(init_mean + torch.stack(init))
         self.register_buffer("targets", targets)
@@ -136,11 +137,21 @@ class InversionModule(L.LightningModule):
                      m_g=float(m_g[i]), m_i=float(m_i[i]), lr=lr) for i, s in enumerate(self.samples)]
         self.history += rows
         metrics = {"invert/lr": lr}
-        for row, s in zip(rows, self.samples):
-            prefix = "invert" if len(self.samples) == 1 else f"invert/{s.layer}/{s.image}/seed{s.seed}"
-            metrics |= {f"{prefix}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
+        for i, (row, tag) in enumerate(zip(rows, self.tags)):
+            metrics |= {f"{tag}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
+            metrics[f"{tag}/m_s"] = float(self.m_s[i])
         for logger in self.loggers:
             logger.log_metrics(metrics, step=step)
+            if hasattr(logger, "log_image") and (step % self.image_every == 0 or step == self.steps):
+                images = list(self.image.detach().clamp(0, 1).cpu())
+                logger.log_image("invert/a_g", images, step=step, caption=self.tags)
+
+    @property
+    def tags(self) -> list[str]:
+        """Metric prefix of each sample: `invert` alone, else `invert/<layer>/<image>/seed<seed>`."""
+        if len(self.samples) == 1:
+            return ["invert"]
+        return [f"invert/{s.layer}/{s.image}/seed{s.seed}" for s in self.samples]
 
     # ---- results -------------------------------------------------------------------------------
     def on_train_end(self) -> None:
