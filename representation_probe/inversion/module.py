@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from representation_probe.errors import ConfigError
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
 
@@ -23,6 +24,20 @@ def scheduled(value: Schedule, step: int, steps: int) -> float | None:
         return value
     start, end = value
     return start + (end - start) * step / steps
+
+
+def _eps_scale(eps_by_layer: dict | None, samples: list, optimizer: partial) -> torch.Tensor | None:
+    """Per-sample gradient factor from a per-layer eps table (the paper tuned eps by hand per layer)."""
+    if not eps_by_layer:
+        return None
+    if getattr(optimizer, "func", None) is not torch.optim.SGD:
+        raise ConfigError("inversion.eps_by_layer scales each sample's gradient, which sets plain SGD's step "
+                          "(eq. 4/5) but not an adaptive optimiser's: use it with inversion=paper")
+    missing = sorted({s.layer for s in samples} - set(eps_by_layer))
+    if missing:
+        raise ConfigError(f"inversion.eps_by_layer has no eps for {', '.join(missing)}; "
+                          f"it covers {', '.join(eps_by_layer)}")
+    return torch.tensor([float(eps_by_layer[s.layer]) for s in samples]).view(-1, 1, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class InversionModule(L.LightningModule):
 
     Each sample has its own layer and target. Per step: loss = sum_i |O_l(a_n) - O_l(a)| (L1, or
     squared L2), a_{n+1} = N_c(a_n - eps_n * step(g)) with the optional 3x3 Gaussian N_c of eq. 5.
+    With an `eps_by_layer` table, eps_n is the lr schedule times the sample's layer entry.
     """
 
     def __init__(
@@ -57,6 +73,7 @@ class InversionModule(L.LightningModule):
         shift_std: float = 0.05,
         record_every: int = 10,
         image_every: int = 100,
+        eps_by_layer: dict[str, float] | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -71,6 +88,7 @@ class InversionModule(L.LightningModule):
         self.register_buffer("shifted", targets + torch.stack(shift))
         self.groups = {layer: [i for i, s in enumerate(samples) if s.layer == layer]
                        for layer in dict.fromkeys(s.layer for s in samples)}
+        self.register_buffer("eps_scale", _eps_scale(eps_by_layer, samples, optimizer), persistent=False)
         self.history: list[dict] = []  # rows of metrics.csv
         self.diverged_at: int | None = None
 
@@ -123,6 +141,8 @@ class InversionModule(L.LightningModule):
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss.sum())  # per-sample losses summed: samples stay independent
+        if self.eps_scale is not None:
+            self.image.grad.mul_(self.eps_scale)  # per-layer eps (SGD: eps_l * g exactly)
         optimizer.step()
         with torch.no_grad():
             sigma = scheduled(self.blur_sigma, step, self.steps)

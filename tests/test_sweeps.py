@@ -1,0 +1,119 @@
+"""Sweeps and dashboards: launchers, the Optuna eps search, offline W&B history, the HTML report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from .conftest import compose_config
+
+TINY = ["model=resnet10", "model.image_size=32", "inversion.steps=4", "inversion.record_every=1"]
+
+
+def cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "representation_probe", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_slurm_launcher_takes_its_job_shape_from_the_trainer():
+    cfg = compose_config("train", ["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
+                                   "trainer.num_nodes=2", "hydra.launcher.partition=gpu"], hydra=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices == 4  # else DDP hangs
+    assert launcher.nodes == 2 and launcher.partition == "gpu" and launcher.timeout_min > 0
+    invert = compose_config("invert", ["hydra/launcher=submitit_slurm"], hydra=True).hydra.launcher
+    assert invert.tasks_per_node == 1 and invert.nodes == 1
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = cli("invert", "-m", "hydra/launcher=submitit_local", *TINY, "logger=csv", "layer=conv1,conv2,nope",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode != 0  # one job failed, and the sweep says so
+    jobs = {json.loads((d / "summary.json").read_text())["layer"]: d for d in sweep.iterdir()
+            if (d / "summary.json").exists()}
+    assert set(jobs) == {"conv1", "conv2"}  # the failure spoiled neither other job
+    failures = [json.loads(p.read_text()) for p in sweep.glob("*/failure.json")]
+    assert len(failures) == 1 and "unknown layer 'nope'" in failures[0]["error"]
+
+    report = cli("report", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    page = (sweep / "report.html").read_text()
+    sources = re.findall(r"<img src='([^']+)'", page)
+    assert len(sources) >= 5 and all((sweep / src).is_file() for src in sources)
+    assert "distances.png" in page and "mg_over_ms.png" in page
+    assert "Failed or incomplete jobs (1)" in page and "unknown layer" in page
+
+
+@pytest.mark.slow
+def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path):
+    sweep = tmp_path / "eps"
+    done = cli("invert", "-m", "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
+    assert len(trials) == 2
+    assert isinstance(best["best_value"], float) and best["best_value"] == min(t["m_g"] for t in trials)
+    assert best["best_params"]["inversion.lr"] in [t["lr"] for t in trials]
+
+
+def wandb_history(run_dir: Path) -> list[dict]:
+    """History rows of an offline run, read back with wandb's own reader of .wandb files."""
+    wandb = Path(sys.executable).parent / "wandb"
+    done = subprocess.run([str(wandb), "leet", "inspect", "--json", str(next(run_dir.glob("wandb/offline-run-*")))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [r["history"]["item"] for r in records if r.get("type") == "history"]
+
+
+@pytest.mark.slow
+def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path):
+    run_dir = tmp_path / "run"
+    done = cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2", f"hydra.run.dir={run_dir}",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = [row for row in wandb_history(run_dir) if "invert/m_g" in row]
+    with (run_dir / "metrics.csv").open() as file:
+        expected = list(csv.DictReader(file))
+    assert [row["trainer/global_step"] for row in history] == [int(r["step"]) for r in expected]
+    assert np.allclose([row["invert/m_g"] for row in history], [float(r["m_g"]) for r in expected])
+    assert np.allclose([row["invert/m_i"] for row in history], [float(r["m_i"]) for r in expected])
+    assert all(row["invert/m_s"] > 0 for row in history)
+    images = [row for row in wandb_history(run_dir) if "invert/a_g._type" in row]
+    assert len(images) >= 2  # a_g logged at intervals
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by `make test`")
+def test_report_renders_in_a_headless_browser(tmp_path):
+    runs = tmp_path / "runs"
+    for name, model in (("a", "resnet10"), ("b", "resnet18")):
+        done = cli("invert", *TINY, f"model={model}", "layer=[conv1,conv3,conv5]", "logger=csv",
+                   f"hydra.run.dir={runs / name}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert cli("report", str(runs), cwd=tmp_path).returncode == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
+                    (runs / "report.html").as_uri()], capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2400, 1200)
+    assert (pixels < 200).mean() > 0.05  # plots, images and tables were drawn, not a blank page
+    # the a_g grid row of each model is on the page with its images loaded (broken images render small)
+    page = (runs / "report.html").read_text()
+    assert page.count("<b>resnet10 untrained</b>") == 1 and page.count("<b>resnet18 untrained</b>") == 1
