@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as o
 	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
 	$(PY) -m representation_probe report outputs/demo
 
-test: $(VENV)/.installed  ## the whole suite, slow tests included (what CI runs)
+test: $(VENV)/.installed browser  ## the whole suite, slow tests included (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
@@ -23,6 +23,11 @@ test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
 
 bench: $(VENV)/.installed
 	$(PY) bench/invert_bench.py
+	$(PY) bench/train_bench.py
+
+browser:  ## Debian's chromium, for the test that screenshots the HTML report
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "warning: chromium not installed; the report screenshot test will be skipped"
 
 clean:
 	rm -rf $(VENV) outputs multirun
