@@ -15,7 +15,7 @@ from representation_probe.inversion import Sample, smooth
 from representation_probe.inversion.smoothing import gaussian_kernel3
 from representation_probe.models import Backbone, LayerEmbedder
 
-from .conftest import build_model, run_inversion
+from .conftest import build_model, compose_config, run_inversion
 
 SIZE = 32
 
@@ -186,3 +186,25 @@ def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
     with open(tmp_path / "run" / "metrics.csv") as file:
         rows = list(csv.DictReader(file))
     assert int(rows[-1]["step"]) == summary["diverged_at"]
+
+
+def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea):
+    """eps_by_layer in one batch steps each sample as a separate run with that layer's eps would."""
+    backbone = build_model("resnet18", SIZE)
+    eps = {"conv1": 0.05, "conv3": 0.01}
+    samples = [Sample(layer, "chelsea", 0) for layer in eps]
+    base = ["inversion=paper", "inversion.steps=10"]
+    table = [f"inversion.eps_by_layer={{conv1: {eps['conv1']}, conv3: {eps['conv3']}}}", "inversion.lr=1.0"]
+    batched = run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, *base, *table)
+    for i, sample in enumerate(samples):
+        single = run_inversion(backbone, chelsea[None], [sample], *base, f"inversion.lr={eps[sample.layer]}")
+        torch.testing.assert_close(batched.image[i], single.image[0], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="no eps for conv3"):
+        run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, *base, "inversion.eps_by_layer={conv1: 0.1}")
+    with pytest.raises(ConfigError, match="plain SGD"):  # Adam ignores a gradient's scale
+        run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, "inversion.eps_by_layer={conv1: 1, conv3: 1}")
+
+
+def test_the_shipped_eps_table_composes():
+    cfg = compose_config("invert", ["inversion=paper", "eps=resnet50_untrained"])
+    assert set(cfg.inversion.eps_by_layer) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
