@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from representation_probe import rundir
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
-from representation_probe.inversion import Sample
+from representation_probe.inversion import Sample, exact
 from representation_probe.models import LayerEmbedder, layer_shapes
+from representation_probe.reporting import invertibility as figures
 from representation_probe.reporting import write_kernel_panels, write_report
 from representation_probe.training import ClassifierModule
 
@@ -75,6 +77,11 @@ def invert(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     _require_positive(steps=cfg.inversion.steps, **{"model.image_size": cfg.model.image_size},
                       record_every=cfg.inversion.record_every)
+    backbone = instantiate(cfg.model)
+    if cfg.layer is None:  # the family's default: conv4 for ResNets, the last layer of an MLP
+        if backbone.default_layer is None:
+            raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
+        cfg.layer = backbone.default_layer  # config.yaml records the layer actually inverted
     layer_names, images, seeds = _as_list(cfg.layer), _as_list(cfg.image), _as_list(cfg.seed)
     size = cfg.model.image_size
     names = [image_name(image) for image in images]
@@ -84,7 +91,6 @@ def invert(cfg: DictConfig) -> float:
     targets = {name: load_target(image, size) for name, image in zip(names, images)}
     samples = [Sample(layer, name, int(seed)) for layer in layer_names for name in targets for seed in seeds]
 
-    backbone = instantiate(cfg.model)
     build_module = instantiate(cfg.inversion, _partial_=True)  # call-time objects stay untouched
     module = build_module(embedder=LayerEmbedder(backbone, layer_names),
                           targets=torch.stack([targets[s.image] for s in samples]), samples=samples)
@@ -96,7 +102,7 @@ def invert(cfg: DictConfig) -> float:
     seconds = time.perf_counter() - start
 
     results = module.results()
-    _write_inversion(run_dir, cfg, module, results, targets, seconds)
+    _write_inversion(run_dir, cfg, module, [backbone.details | r for r in results], targets, seconds)
     if module.diverged_at is not None:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {module.diverged_at}; what was measured is in "
                           f"{run_dir}; try a smaller inversion.lr (now {cfg.inversion.lr})")
@@ -104,6 +110,85 @@ def invert(cfg: DictConfig) -> float:
         log.info("%s %s seed %d: m_g/m_s %.3g  m_i %.3g (m_i_ref %.3g)  PSNR %.1f",
                  r["layer"], r["image"], r["seed"], r["m_g_over_m_s"], r["m_i"], r["m_i_ref"], r["psnr"])
     return sum(r["m_g"] for r in results) / len(results)
+
+
+def invertibility(cfg: DictConfig) -> float:
+    """Exact inversion, output noise, spectra and ReLU widths of an MLP; returns the composed condition number."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    _require_positive(**{"model.image_size": cfg.model.image_size, "random_inputs.count": cfg.random_inputs.count})
+    backbone = instantiate(cfg.model)
+    if backbone.family != "mlp":
+        raise ConfigError(f"invertibility studies MLPs (model=mlp); {backbone.name} is a {backbone.family} model, "
+                          "whose convolutions, pooling and residual sums are not inverted layer by layer here")
+    target = load_target(cfg.image, cfg.model.image_size)
+    start = time.perf_counter()
+    result = exact.study(backbone.net, target, seed=cfg.seed, exact=cfg.exact, precisions=_as_list(cfg.precisions),
+                         method=cfg.method, draws=cfg.noise.draws, noise_std=cfg.noise.std, shift_std=cfg.shift_std,
+                         random_count=cfg.random_inputs.count, random_mean=cfg.random_inputs.mean,
+                         random_std=cfg.random_inputs.std)
+    seconds = time.perf_counter() - start
+    summary = dict(command="invertibility", model=cfg.model.name, weights=str(cfg.model.weights),
+                   layer=backbone.default_layer, image=image_name(cfg.image), seed=cfg.seed, **backbone.details,
+                   method=cfg.method, **result.summary, seconds=round(seconds, 3))
+    _write_invertibility(run_dir, cfg, summary, result, target)
+    composed = summary["composed"]
+    loggers = _loggers(cfg, tags=[cfg.model.name, "invertibility"])
+    for logger in loggers:
+        logger.log_metrics(_flat_numbers(summary, "invertibility"), step=0)
+        if hasattr(logger, "log_image"):
+            pngs = sorted(run_dir.glob("*.png"))
+            logger.log_image("invertibility/figures", [str(png) for png in pngs], step=0,
+                             caption=[png.stem for png in pngs])
+    found = [f"d(output)/d(input) {composed['shape']}: condition {composed['condition']:.3g}, "
+             f"rank {composed['rank']} of {target.numel()}"]
+    for precision, errors in (summary["exact"] or {}).items():
+        found.append(f"{precision} relative error {errors['relative_error']}")
+    if summary["noise"]:
+        found.append(f"median ||a - a''|| / ||a - a'|| {summary['noise']['median_over_m_i_ref']}")
+    if summary["relu"]:
+        found.append(f"Jacobian ranks {[row['jacobian_rank'] for row in summary['relu']['layers']]}")
+    log.info("; ".join(found))
+    return composed["condition"]
+
+
+def _write_invertibility(run_dir: Path, cfg: DictConfig, summary: dict, result: exact.Study,
+                         target: torch.Tensor) -> None:
+    """config.yaml, summary.json, noise.csv, spectra.csv, the figures and images/, each atomically."""
+    rundir.write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    rundir.write_json(run_dir / "summary.json", summary)
+    title = f"{cfg.model.name} widths {summary['widths']} {summary['activation']} ({summary['image']})"
+    spectra = result.spectra
+    rundir.write_csv(run_dir / "spectra.csv", [
+        {"index": i, **{name: float(v[i]) if i < len(v) else None for name, v in spectra.items()}}
+        for i in range(max(len(v) for v in spectra.values()))])
+    rundir.write_atomic(run_dir / "spectra.png", figures.spectra_plot(spectra, title))
+    if result.noise is not None:
+        rundir.write_csv(run_dir / "noise.csv", [
+            dict(draw=i, input_distance=float(d_in), output_distance=float(d_out), outside_01=float(out))
+            for i, (d_in, d_out, out) in enumerate(zip(*result.noise.values()))])
+        rundir.write_atomic(run_dir / "noise_histogram.png", figures.noise_histogram(
+            result.noise, summary["m_i_ref"], summary["m_s"], f"{title}: {cfg.noise.draws} draws of N(0, {cfg.noise.std})"))
+    if result.relu is not None:
+        rundir.write_atomic(run_dir / "relu_widths.png",
+                            figures.relu_widths_plot(result.relu, target.numel(), title))
+    images = run_dir / "images"
+    rundir.write_png(images / f"target_{summary['image']}.png", target)
+    rundir.write_png(images / f"shifted_{summary['image']}_seed{cfg.seed}.png", result.shifted.view_as(target).float())
+    for name, x in result.reconstructions.items():
+        rundir.write_png(images / f"exact_{name}.png", x.nan_to_num(0.0).view_as(target).float())
+    if result.a_pp_median is not None:
+        rundir.write_png(images / "a_pp_median.png", result.a_pp_median.view_as(target).float())
+
+
+def _flat_numbers(tree, prefix: str) -> dict[str, float]:
+    """Numeric leaves of nested dicts and lists as {'prefix/a/b': value} for the loggers."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _flat_numbers(value, f"{prefix}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, value in enumerate(tree) for k, v in _flat_numbers(value, f"{prefix}/{i}").items()}
+    if isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree):
+        return {prefix: float(tree)}
+    return {}
 
 
 def train(cfg: DictConfig) -> float:
@@ -144,6 +229,8 @@ def kernels(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     panels = {_weights_label(w): instantiate(cfg.model, weights=w).net for w in _as_list(cfg.weights)}
     write_kernel_panels(run_dir / "kernels.png", panels)
+    rundir.write_json(run_dir / "summary.json", dict(command="kernels", model=cfg.model.name,
+                                                     weights=list(panels), file="kernels.png"))
     print(f"wrote {run_dir / 'kernels.png'}")
 
 
@@ -223,4 +310,5 @@ def _require_positive(**values) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-TASKS = {"invert": invert, "layers": layers, "train": train, "kernels": kernels, "report": report}
+TASKS = {"invert": invert, "layers": layers, "train": train, "kernels": kernels, "report": report,
+         "invertibility": invertibility}

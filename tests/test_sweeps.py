@@ -105,6 +105,8 @@ def test_report_renders_in_a_headless_browser(tmp_path):
         done = cli("invert", *TINY, f"model={model}", "layer=[conv1,conv3,conv5]", "logger=csv",
                    f"hydra.run.dir={runs / name}", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
+    kernels = cli("kernels", "model=resnet10", f"hydra.run.dir={runs / 'kernels'}", cwd=tmp_path)
+    assert kernels.returncode == 0, kernels.stderr[-2000:]
     assert cli("report", str(runs), cwd=tmp_path).returncode == 0
     shot = tmp_path / "shot.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -116,4 +118,5 @@ def test_report_renders_in_a_headless_browser(tmp_path):
     assert (pixels < 200).mean() > 0.05  # plots, images and tables were drawn, not a blank page
     # the a_g grid row of each model is on the page with its images loaded (broken images render small)
     page = (runs / "report.html").read_text()
+    assert "First-layer kernels" in page and "Failed or incomplete" not in page  # kernels is a finished run
     assert page.count("<b>resnet10 untrained</b>") == 1 and page.count("<b>resnet18 untrained</b>") == 1

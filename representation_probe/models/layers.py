@@ -6,6 +6,7 @@ from functools import cached_property
 
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 from torchvision.models import feature_extraction as tv_fx
 
 from representation_probe.errors import ConfigError
@@ -45,19 +46,44 @@ class LayerEmbedder(nn.Module):
         create, _ = _fx(backbone.family)
         nodes = {layer: resolve_layer(backbone, layer) for layer in dict.fromkeys(layers)}
         self.extractors = nn.ModuleDict(
-            {_key(layer): create(backbone.net, return_nodes={node: "out"}) for layer, node in nodes.items()}
+            {_key(layer): _fold_batchnorm(create(backbone.net, return_nodes={node: "out"}), backbone.net)
+             for layer, node in nodes.items()}
         )
         stats = NORMALIZATIONS[backbone.normalize]
         mean, std = stats if stats else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.channels_last = any(isinstance(m, nn.Conv2d) for m in backbone.net.modules())  # not for MLPs
         self.eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> LayerEmbedder:
         return super().train(False)  # frozen: BatchNorm must keep its running statistics
 
     def forward(self, images: torch.Tensor, layer: str) -> torch.Tensor:
-        return self.extractors[_key(layer)]((images - self.mean) / self.std)["out"]
+        images = (images - self.mean) / self.std
+        if not self.channels_last:
+            return self.extractors[_key(layer)](images)["out"]
+        # channels_last (NHWC), oneDNN's native layout: a few % faster per CPU inversion step than NCHW
+        # (bench/RESULTS.md). The output goes back to the default layout, so callers see the same tensor.
+        out = self.extractors[_key(layer)](images.contiguous(memory_format=torch.channels_last))["out"]
+        return out.contiguous() if isinstance(out, torch.Tensor) else out
+
+
+def _fold_batchnorm(extractor: nn.Module, net: nn.Module) -> nn.Module:
+    """Fold each frozen BatchNorm into the convolution before it: one op instead of two, forward and
+    backward (~12% less time per ResNet50 inversion step on CPU, bench/RESULTS.md).
+
+    fuse() skips a convolution whose output has another user, so every requested node keeps its value
+    ('conv1_raw' stays the bare convolution); only exact nn.Conv2d -> nn.BatchNorm2d pairs are folded.
+    The folded convolutions are new modules, so their weights can be stored channels_last once here
+    instead of being converted at every call; the backbone's own modules are left as they were.
+    """
+    folded = fuse(extractor.eval(), inplace=True, no_trace=True)
+    shared = {id(p) for p in net.parameters()}
+    for conv in folded.modules():
+        if isinstance(conv, nn.Conv2d) and id(conv.weight) not in shared:
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+    return folded
 
 
 def _key(layer: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -11,6 +11,7 @@ import torchvision
 from torch import nn
 
 from representation_probe.errors import ConfigError
+from representation_probe.models.mlp import build_mlp, last_layer, mlp_widths
 
 RESNETS = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
@@ -24,7 +25,9 @@ class Backbone:
     net: nn.Module
     image_size: int
     normalize: str  # 'none' (raw [0, 1] pixels, as in the paper) or 'imagenet'
-    family: str  # 'resnet' or 'timm': decides the layer aliases
+    family: str  # 'resnet', 'timm' or 'mlp': decides the layer aliases
+    default_layer: str | None = None  # what `invert` reads when `layer` is null (conv4; an MLP's last layer)
+    details: dict = field(default_factory=dict)  # architecture facts for summary.json (an MLP's widths)
 
 
 def create_model(
@@ -36,12 +39,16 @@ def create_model(
     init_seed: int = 0,
     num_classes: int | None = None,
     trainable: bool = False,
+    widths: list[int] | None = None,
+    width: int | None = None,
+    depth: int | None = None,
+    activation: str = "none",
 ) -> Backbone:
     """Build a backbone, frozen for probing unless `trainable`.
 
     Args:
-        name: torchvision ResNet name (resnet18..resnet152) or any timm model name.
-        source: 'torchvision' or 'timm'.
+        name: torchvision ResNet name (resnet18..resnet152), any timm model name, or a label for an MLP.
+        source: 'torchvision', 'timm' or 'mlp' (the paper's fully connected models, section 4).
         weights: 'none' (random init from init_seed), 'imagenet', or a path to a state_dict or to a
             Lightning checkpoint of ours.
         normalize: input normalisation applied inside the forward map: 'none' or 'imagenet'.
@@ -49,15 +56,24 @@ def create_model(
         init_seed: seed of the random initialisation, so untrained models are reproducible.
         num_classes: size of the classifier head; None takes it from the weights file, else 1000.
         trainable: leave the weights trainable (training) instead of frozen (probing).
+        widths: MLP only: output size of each Linear layer, e.g. [1000]; or give width and depth.
+        width: MLP only: one width for every layer (null: the input size, square layers).
+        depth: MLP only: number of Linear layers (null: 3).
+        activation: MLP only: none (the paper's default), relu, tanh or sigmoid after every layer.
     """
     if normalize not in NORMALIZATIONS:
         raise ConfigError(f"unknown normalize '{normalize}'; allowed: {', '.join(NORMALIZATIONS)}")
     if int(image_size) <= 0:
         raise ConfigError(f"model.image_size must be a positive integer, got {image_size}")
-    if source not in ("torchvision", "timm"):
-        raise ConfigError(f"unknown model source '{source}'; allowed: torchvision, timm")
+    if source not in ("torchvision", "timm", "mlp"):
+        raise ConfigError(f"unknown model source '{source}'; allowed: torchvision, timm, mlp")
+    if source == "mlp":
+        return _mlp(name, weights, normalize, int(image_size), init_seed, num_classes, trainable,
+                    mlp_widths(widths, width, depth, 3 * int(image_size) ** 2), activation)
+    if (widths, width, depth, activation) != (None, None, None, "none"):
+        raise ConfigError("model.widths, width, depth and activation apply to model=mlp (source: mlp) only")
     weights = str(weights)
-    state = read_weights(weights) if weights not in ("none", "imagenet") else None
+    state = None if weights == "none" or _is_imagenet(weights) else read_weights(weights)
     if num_classes is None:
         num_classes = _head_classes(state) or 1000
     torch.manual_seed(init_seed)
@@ -68,7 +84,26 @@ def create_model(
     if state is not None:
         _load_state(net, state, weights, name)
     net = net if trainable else freeze(net)
-    return Backbone(name, net, int(image_size), normalize, family)
+    return Backbone(name, net, int(image_size), normalize, family,
+                    default_layer="conv4" if family == "resnet" else None)
+
+
+def _mlp(name: str, weights, normalize: str, image_size: int, init_seed: int, num_classes: int | None,
+         trainable: bool, widths: list[int], activation: str) -> Backbone:
+    """An MLP on the flattened 3 x image_size x image_size input, seeded like the other families."""
+    if num_classes is not None:
+        raise ConfigError("model=mlp has no classifier head: it is the paper's untrained probe of section 4 "
+                          "(train a ResNet or timm model instead)")
+    weights = str(weights)
+    if weights == "imagenet":
+        raise ConfigError("model=mlp has no ImageNet weights; use model.weights=none or a state_dict path")
+    torch.manual_seed(init_seed)
+    net = build_mlp(image_size, widths, activation)
+    if weights != "none":
+        _load_state(net, read_weights(weights), weights, f"{name} with widths {widths}")
+    net = net if trainable else freeze(net)
+    return Backbone(name, net, image_size, normalize, "mlp", default_layer=last_layer(net),
+                    details=dict(widths=widths, activation=activation, input_size=3 * image_size**2))
 
 
 def freeze(net: nn.Module) -> nn.Module:
@@ -88,12 +123,21 @@ def _torchvision_resnet(name: str, weights: str, num_classes: int) -> nn.Module:
             raise ConfigError("resnet10 has no ImageNet weights; use none or a checkpoint path")
         return torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1],
                                                 num_classes=num_classes)
-    if weights != "imagenet":
+    if not _is_imagenet(weights):
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    enum = torchvision.models.get_model_weights(name).DEFAULT
+    versions = torchvision.models.get_model_weights(name)
+    if weights != "imagenet" and weights not in versions.__members__:
+        raise ConfigError(f"unknown weights '{weights}' for {name}; allowed: none, imagenet (= {versions.DEFAULT.name}), "
+                          f"{', '.join(m for m in versions.__members__ if m != 'DEFAULT')}, or a checkpoint path")
+    enum = versions.DEFAULT if weights == "imagenet" else versions[weights]
     net = torchvision.models.get_model(name, weights=None)
     net.load_state_dict(_imagenet_state_dict(enum))
     return net
+
+
+def _is_imagenet(weights: str) -> bool:
+    """'imagenet' (torchvision's default, e.g. IMAGENET1K_V2) or a named version such as IMAGENET1K_V1."""
+    return weights == "imagenet" or weights.startswith("IMAGENET1K_")
 
 
 def _imagenet_state_dict(enum) -> dict:
@@ -119,6 +163,8 @@ def _timm_model(name: str, weights: str, num_classes: int, image_size: int) -> n
     if name not in timm.list_models():
         close = timm.list_models(f"*{name[:6]}*")[:10]
         raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'}")
+    if weights != "imagenet" and _is_imagenet(weights):
+        raise ConfigError(f"model.weights={weights} names a torchvision weight version; timm models take imagenet")
     pretrained = weights == "imagenet"
     try:  # transformers fix their input size at construction; convolutional models take any size
         return _timm_create(name, pretrained, num_classes, img_size=image_size)

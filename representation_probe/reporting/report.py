@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from representation_probe import rundir  # noqa: E402
 from representation_probe.reporting.runs import Run, find_runs, layer_order, weights_label  # noqa: E402
@@ -56,6 +57,12 @@ def write_report(roots: list[Path], out: Path) -> Path:
         sections.append(_section("First-layer kernels", "".join(
             _figure(files, f"kernels_{i}.png", p.read_bytes(), out, caption=_rel(r.path, out))
             for i, (r, p) in enumerate(kernels))))
+    studies = [(r, r.path / name) for r in runs if r.command == "invertibility"
+               for name in ("spectra.png", "noise_histogram.png", "relu_widths.png") if (r.path / name).is_file()]
+    if studies:
+        sections.append(_section("Invertibility studies (exact inversion, output noise, ReLU widths)", "".join(
+            _figure(files, f"invertibility_{i}_{p.name}", p.read_bytes(), out, caption=_rel(r.path, out))
+            for i, (r, p) in enumerate(studies))))
     failed = [r for r in runs if r.status != "done"]
     if failed:
         sections.append(_section(f"Failed or incomplete jobs ({len(failed)})", _failure_table(failed, out)))
@@ -73,6 +80,8 @@ def _labeler(samples: list[tuple[Run, dict]]):
 
     def base(sample: dict) -> str:
         label = f"{sample.get('model', '?')} {weights_label(sample.get('weights', 'none'))}"
+        if "widths" in sample:  # MLPs of one sweep differ only in their widths
+            label = f"{sample['model']} {sample['widths']}"
         return f"{label} {sample['image']} s{sample['seed']}" if many else label
 
     runs_of: dict[str, set] = defaultdict(set)
@@ -114,12 +123,12 @@ def _plot_distances(inversions: list[Run]) -> bytes:
             if m_s is not None:
                 top.axhline(m_s, color=colors[label], linestyle=":", linewidth=1)
         top.set_title(layer)
-        top.set_yscale("log")
+        _scale(top, "y", [m["m_g"] for rows, m_s in series[layer].values() for m in [*rows, {"m_g": m_s}]])
         top.set_ylabel("m_g (dotted: m_s)")
         bottom.set_ylabel("m_i")
         bottom.set_xlabel("step")
     _hide_unused(axes, len(layers), cols, rows=2)
-    axes[0, 0].legend(fontsize=7)
+    _legend_below(fig, axes)
     return _png(fig)
 
 
@@ -135,12 +144,12 @@ def _plot_mg_vs_mi(inversions: list[Run]) -> bytes:
                     markersize=3)
             if rows:
                 ax.plot(rows[-1]["m_g"], rows[-1]["m_i"], "o", color=colors[label])
-        ax.set_xscale("log")
+        log_x = _scale(ax, "x", [m["m_g"] for rows, _ in series[layer].values() for m in rows])
         ax.set_title(layer)
-        ax.set_xlabel("m_g (log)")
+        ax.set_xlabel("m_g (log)" if log_x else "m_g")
         ax.set_ylabel("m_i")
     _hide_unused(axes, len(layers), cols)
-    axes[0, 0].legend(fontsize=7)
+    _legend_below(fig, axes)
     return _png(fig)
 
 
@@ -165,6 +174,26 @@ def _plot_ratio(samples: list[tuple[Run, dict]]) -> bytes:
     return _png(fig)
 
 
+def _scale(ax, which: str, values) -> bool:
+    """Log scale when the values span at least a decade, with labels on the powers of ten only (minor
+    labels crowd each other); linear otherwise. Returns whether the scale is log."""
+    values = [v for v in values if v is not None and v > 0]
+    log = bool(values) and max(values) >= 10 * min(values)
+    getattr(ax, f"set_{which}scale")("log" if log else "linear")
+    if log:
+        getattr(ax, f"{which}axis").set_minor_formatter(NullFormatter())
+    return log
+
+
+def _legend_below(fig, axes) -> None:
+    """One legend for all panels, under them, so it never covers a curve."""
+    by_label = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
+    handles, labels = list(by_label.values()), list(by_label)
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 4),
+                   fontsize=8, frameon=False)
+
+
 def _colors(labels) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
     return {label: cmap(i % 10) for i, label in enumerate(sorted(labels))}
@@ -179,7 +208,7 @@ def _hide_unused(axes, used: int, cols: int, rows: int = 1) -> None:
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # keeps a legend placed below
     plt.close(fig)
     return buffer.getvalue()
 

@@ -1,0 +1,156 @@
+"""MLP inversion throughput: our InversionModule under a Lightning Trainer vs a raw torch loop.
+
+    python bench/mlp_bench.py [--steps 2000] [--repeats 3] [--threads N]    (results in bench/RESULTS.md)
+
+Both paths invert the same MLP (conf/model/mlp.yaml) toward the same target with the same update: L1
+loss on the last layer, Adam, lr 0.05 decaying linearly to 0, distances recorded every 10 steps. They
+alternate in this process, --repeats times each, and the best rate of each is reported: on a shared
+machine other jobs only ever slow a run down, so the fastest repeat is the least disturbed one. Steady-state steps/s are
+timed from step WARMUP to the last step (a 200,000-step run is all steady state); the end-to-end
+figure includes Trainer set-up and teardown.
+
+The last column is a proposal, not what `invert` runs: the same module doing STEPS_PER_BATCH updates per
+Lightning batch (a subclass defined here), which spreads Lightning's per-batch cost over several updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader
+
+from representation_probe.data import load_target
+from representation_probe.inversion import InversionModule, Sample
+from representation_probe.models import LayerEmbedder
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+WARMUP = 50
+STEPS_PER_BATCH = 20
+MODELS = {  # label -> overrides of conf/model/mlp.yaml
+    "widths=[1000] (Fig. 6/7, smallest)": ["model.widths=[1000]"],
+    "widths=[3000] (Fig. 6/7)": ["model.widths=[3000]"],
+    "width=3000 depth=4 (Fig. 8)": ["model.width=3000", "model.depth=4"],
+}
+
+
+def compose_invert(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("invert", overrides=["model=mlp", "logger=csv", *overrides])
+
+
+class SteadyClock(Callback):
+    """perf_counter at the start of step WARMUP and at the end of the last step."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        first = int(batch[0] if isinstance(batch, list) else batch)  # the proposal's batches are lists of steps
+        if first >= WARMUP and not hasattr(self, "start"):
+            self.start, self.first = time.perf_counter(), first
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.end = time.perf_counter()
+
+
+class StepsPerBatch(InversionModule):
+    """The proposal: each Lightning batch is a list of STEPS_PER_BATCH steps, each a full update as before."""
+
+    def train_dataloader(self) -> DataLoader:
+        chunks = [list(range(s, min(s + STEPS_PER_BATCH, self.steps))) for s in range(0, self.steps, STEPS_PER_BATCH)]
+        return DataLoader(chunks, batch_size=None)
+
+    def training_step(self, steps: list, batch_idx: int) -> None:
+        for step in steps:
+            super().training_step(int(step), batch_idx)
+            if self.diverged_at is not None:
+                return
+
+
+def ours(cfg, backbone, target, progress_bar: bool, module_class=None) -> tuple[float, float]:
+    """(steady steps/s, end-to-end steps/s) of the real module and Trainer, built as `invert` builds them."""
+    build = instantiate(cfg.inversion, _partial_=True)
+    if module_class is not None:
+        build = partial(module_class, **build.keywords)
+    module = build(
+        embedder=LayerEmbedder(backbone, [backbone.default_layer]), targets=target[None],
+        samples=[Sample(backbone.default_layer, "chelsea", 0)])
+    clock = SteadyClock()
+    trainer = instantiate(cfg.trainer, max_epochs=1, logger=False, enable_checkpointing=False,
+                          enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=progress_bar,
+                          callbacks=[clock])
+    start = time.perf_counter()
+    trainer.fit(module)
+    total = time.perf_counter() - start
+    steps = cfg.inversion.steps
+    return (steps - clock.first) / (clock.end - clock.start), steps / total
+
+
+def raw(cfg, backbone, target) -> tuple[float, float]:
+    """The same update written as a plain loop on the backbone's nn.Sequential."""
+    inv, net = cfg.inversion, backbone.net
+    steps, (lr_start, lr_end) = inv.steps, inv.lr
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(0)
+    image = (inv.init_mean + torch.randn(target[None].shape, generator=gen) * inv.init_std).requires_grad_(True)
+    with torch.no_grad():
+        goal = net(target[None])
+    optimizer = torch.optim.Adam([image], lr=lr_start)
+    history = []
+    for step in range(steps):
+        if step == WARMUP:
+            steady = time.perf_counter()
+        lr = lr_start + (lr_end - lr_start) * step / steps
+        diff = net(image) - goal
+        loss = diff.abs().sum()
+        if step % inv.record_every == 0:
+            history.append((step, float(loss.detach()), float(diff.detach().norm()),
+                            float((image.detach() - target).norm())))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    end = time.perf_counter()
+    return (steps - WARMUP) / (end - steady), steps / (end - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--models", nargs="*", default=list(MODELS), help="labels of MODELS to run")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no per-fit banner in the table
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} steps, best of {args.repeats} "
+          f"repeats, steady state from step {WARMUP}")
+    print("| model | raw loop steps/s | ours steps/s (progress bar on: CLI default) | ratio | ours, bar off | ratio "
+          f"| end to end: raw / ours (bar on) | proposal: {STEPS_PER_BATCH} steps per batch, bar on | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label in args.models:
+        cfg = compose_invert([*MODELS[label], f"inversion.steps={args.steps}"])
+        backbone = instantiate(cfg.model)
+        target = load_target("chelsea", cfg.model.image_size)
+        runs = {"raw": [], "bar": [], "nobar": [], "proposal": []}
+        for _ in range(args.repeats):  # alternate, so load changes on a shared machine hit all paths alike
+            runs["raw"].append(raw(cfg, backbone, target))
+            runs["bar"].append(ours(cfg, backbone, target, progress_bar=True))
+            runs["nobar"].append(ours(cfg, backbone, target, progress_bar=False))
+            runs["proposal"].append(ours(cfg, backbone, target, progress_bar=True, module_class=StepsPerBatch))
+        steady = {key: max(r[0] for r in value) for key, value in runs.items()}
+        total = {key: max(r[1] for r in value) for key, value in runs.items()}
+        print(f"| {label} | {steady['raw']:.0f} | {steady['bar']:.0f} | {steady['bar'] / steady['raw']:.2f}x "
+              f"| {steady['nobar']:.0f} | {steady['nobar'] / steady['raw']:.2f}x "
+              f"| {total['raw']:.0f} / {total['bar']:.0f} | {steady['proposal']:.0f} "
+              f"| {steady['proposal'] / steady['raw']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
