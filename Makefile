@@ -21,9 +21,10 @@ test: $(VENV)/.installed browser  ## the whole suite, slow tests included (what 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
 	$(PY) -m pytest -m "not slow"
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in bench/RESULTS.md
 	$(PY) bench/invert_bench.py
 	$(PY) bench/train_bench.py
+	OMP_NUM_THREADS=1 $(PY) bench/mlp_bench.py --steps 2000 --repeats 3 --threads 1
 
 browser:  ## Debian's chromium, for the test that screenshots the HTML report
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \

@@ -154,7 +154,6 @@ def test_batched_layers_and_seeds_equal_separate_runs(chelsea):
         torch.testing.assert_close(batched.image[i], single.image[0], rtol=1e-5, atol=1e-5)
 
 
-# ---- divergence ------------------------------------------------------------------------------
 class CountBatches(Callback):
     def __init__(self):
         self.batches = 0
@@ -163,6 +162,23 @@ class CountBatches(Callback):
         self.batches += 1
 
 
+def test_steps_per_batch_groups_updates_without_changing_them(chelsea):
+    backbone = build_model("resnet18", SIZE)
+    runs = {}
+    for k in (1, 7, None):  # one update per Lightning batch, seven, and the timed choice
+        counter = CountBatches()
+        config = ["inversion.steps=20", "inversion.record_every=5"]
+        if k is not None:
+            config.append(f"inversion.steps_per_batch={k}")
+        runs[k] = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], *config, callbacks=[counter])
+        if k is not None:
+            assert counter.batches == math.ceil(20 / k)
+    for k in (7, None):
+        assert runs[k].history == runs[1].history
+        torch.testing.assert_close(runs[k].image, runs[1].image, rtol=0, atol=0)
+
+
+# ---- divergence ------------------------------------------------------------------------------
 def test_nan_loss_stops_the_run(chelsea):
     target = chelsea[None].clone()
     target[0, 0, 0, 0] = float("nan")

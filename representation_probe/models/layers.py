@@ -53,6 +53,7 @@ class LayerEmbedder(nn.Module):
         mean, std = stats if stats else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.normalize = stats is not None  # 'none' (the paper's raw pixels) skips two ops per step
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in backbone.net.modules())  # not for MLPs
         self.eval().requires_grad_(False)
 
@@ -60,7 +61,8 @@ class LayerEmbedder(nn.Module):
         return super().train(False)  # frozen: BatchNorm must keep its running statistics
 
     def forward(self, images: torch.Tensor, layer: str) -> torch.Tensor:
-        images = (images - self.mean) / self.std
+        if self.normalize:
+            images = (images - self.mean) / self.std
         if not self.channels_last:
             return self.extractors[_key(layer)](images)["out"]
         # channels_last (NHWC), oneDNN's native layout: a few % faster per CPU inversion step than NCHW
