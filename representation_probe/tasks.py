@@ -77,6 +77,8 @@ def invert(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     _require_positive(steps=cfg.inversion.steps, **{"model.image_size": cfg.model.image_size},
                       record_every=cfg.inversion.record_every)
+    if cfg.inversion.steps_per_batch is not None:  # null: timed
+        _require_positive(**{"inversion.steps_per_batch": cfg.inversion.steps_per_batch})
     backbone = instantiate(cfg.model)
     if cfg.layer is None:  # the family's default: conv4 for ResNets, the last layer of an MLP
         if backbone.default_layer is None:

@@ -87,6 +87,7 @@ BAD_INPUTS = {  # overrides -> what the one error line must mention
     "wrong-architecture": (["model=resnet34", "model.weights=resnet18.pt"], ["resnet18.pt", "resnet34"]),
     "unknown-weights-version": (["model.weights=IMAGENET1K_V9"], ["IMAGENET1K_V9", "IMAGENET1K_V1"]),
     "zero-steps": (["inversion.steps=0"], ["steps"]),
+    "zero-steps-per-batch": (["inversion.steps_per_batch=0"], ["inversion.steps_per_batch"]),
     "zero-image-size": (["model.image_size=0"], ["image_size"]),
     "negative-image-size": (["model.image_size=-8"], ["image_size"]),
 }
