@@ -123,7 +123,7 @@ def _plot_distances(inversions: list[Run]) -> bytes:
             if m_s is not None:
                 top.axhline(m_s, color=colors[label], linestyle=":", linewidth=1)
         top.set_title(layer)
-        _scale(top, "y", [m["m_g"] for rows, m_s in series[layer].values() for m in [*rows, {"m_g": m_s}]])
+        _scale(top, "y", [v for rows, m_s in series[layer].values() for v in [*(m["m_g"] for m in rows), m_s]])
         top.set_ylabel("m_g (dotted: m_s)")
         bottom.set_ylabel("m_i")
         bottom.set_xlabel("step")
