@@ -27,7 +27,7 @@ from omegaconf import open_dict
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from representation_probe import tasks
+from representation_probe.commands import invert
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample
 from representation_probe.models import LayerEmbedder
@@ -110,7 +110,7 @@ def ours() -> tuple[list[tuple[float, float]], float]:
     with tempfile.TemporaryDirectory() as out_dir:
         task_cfg, cfg = compose_invert(out_dir)
         HydraConfig.instance().set_config(cfg)
-        tasks.invert(task_cfg)
+        invert.run(task_cfg)
         summary = json.loads((Path(out_dir) / "summary.json").read_text())
     return [(row["m_g_over_m_s"], row["m_i"]) for row in summary], summary[0]["seconds"]
 

@@ -33,7 +33,7 @@ def noise_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def network() -> torch.nn.Module:
-    return create_model(MODEL, image_size=SIZE, num_classes=100, trainable=True).net
+    return create_model("resnet", MODEL, image_size=SIZE, num_classes=100, trainable=True).net
 
 
 def plain_loop(batches) -> float:
@@ -58,7 +58,7 @@ def lightning_loop(batches) -> float:
 
 def consumption_rate(size: int = 224, batch: int = 16, steps: int = 3) -> float:
     """Images/s that a ResNet50 training step eats at `size` px (what the noise set must outpace)."""
-    net = create_model("resnet50", image_size=size, num_classes=100, trainable=True).net.train()
+    net = create_model("resnet", "resnet50", image_size=size, num_classes=100, trainable=True).net.train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
     images, labels = torch.rand(batch, 3, size, size), torch.randint(100, (batch,))
     F.cross_entropy(net(images), labels).backward()  # warm-up

@@ -31,9 +31,9 @@ def main() -> None:
 
     import hydra  # imported only now: --help stays instant
 
-    from representation_probe.tasks import run
+    from representation_probe.commands import main as task
 
-    hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(run)()
+    hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(task)()
 
 
 if __name__ == "__main__":

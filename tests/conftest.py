@@ -1,9 +1,15 @@
-"""Shared fixtures: compose the real configs from conf/ and run tasks in-process against tmp_path."""
+"""Shared helpers: compose the real configs from conf/, run commands in-process against tmp_path, or
+run the real command line in a subprocess."""
 
 from __future__ import annotations
 
 import copy
+import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -12,11 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from representation_probe import tasks
+from representation_probe import commands
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+ENTRY_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))  # the commands
 
 # Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's spinning
 # threads make a 1 s test take 30 s.
@@ -48,16 +55,28 @@ def run_inversion(backbone: Backbone, targets: torch.Tensor, samples: list[Sampl
     return module
 
 
-@pytest.fixture
-def run_task(tmp_path):
-    """Run a command in-process as Hydra's run_job would: HydraConfig set, `hydra` node removed.
+def cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m representation_probe <args>` in a subprocess, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # the user's default view
+    env["OMP_NUM_THREADS"] = "1"  # tiny runs; see above
+    return subprocess.run([sys.executable, "-m", "representation_probe", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
-    Returns a function (command, overrides, run_dir=None) -> (return value, run directory); the run
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def hydra_job(tmp_path):
+    """Set up a command's job in-process as Hydra's run_job would: HydraConfig set, `hydra` node removed.
+
+    Returns a function (command, overrides, run_dir=None) -> (task config, run directory); the run
     directory defaults to a fresh folder under tmp_path.
     """
     count = 0
 
-    def run(command: str, overrides: list[str], run_dir: Path | None = None):
+    def setup(command: str, overrides: list[str], run_dir: Path | None = None):
         nonlocal count
         count += 1
         run_dir = run_dir or tmp_path / f"run{count}"
@@ -68,8 +87,44 @@ def run_task(tmp_path):
         task_cfg = copy.deepcopy(cfg)
         with open_dict(task_cfg):
             del task_cfg["hydra"]
-        return tasks.TASKS[command](task_cfg), run_dir
+        return task_cfg, run_dir
 
-    yield run
+    yield setup
     HydraConfig.instance().cfg = None
 
+
+@pytest.fixture
+def run_task(hydra_job):
+    """(command, overrides, run_dir=None) -> (the command's return value, run directory); errors raise."""
+
+    def run(command: str, overrides: list[str], run_dir: Path | None = None):
+        cfg, run_dir = hydra_job(command, overrides, run_dir)
+        return importlib.import_module(f"representation_probe.commands.{command}").run(cfg), run_dir
+
+    return run
+
+
+class Result(NamedTuple):
+    code: int
+    out: str
+    err: str
+    run_dir: Path
+
+
+@pytest.fixture
+def run_main(hydra_job, capsys):
+    """(command, overrides) -> Result(exit code, stdout, stderr, run directory) of the task Hydra runs
+    for every command, in-process: what a user sees, without the interpreter's start-up."""
+
+    def run(command: str, overrides: list[str]) -> Result:
+        cfg, run_dir = hydra_job(command, overrides)
+        capsys.readouterr()
+        try:
+            commands.main(cfg)
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err, run_dir)
+
+    return run

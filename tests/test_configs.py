@@ -1,49 +1,50 @@
 """Every config in conf/ composes, and what it builds is what it says."""
 
+import importlib
+import pkgutil
+
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from representation_probe import commands
 from representation_probe.inversion import InversionModule
-from representation_probe.__main__ import COMMANDS
-from representation_probe.tasks import TASKS
+from representation_probe.rundir import RunDir
+from representation_probe.training import ClassifierModule
+from representation_probe.training.checkpoints import build_callbacks
 
-from .conftest import CONF, compose_config
+from .conftest import CONF, ENTRY_CONFIGS, build_model, compose_config
 
-ENTRY_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))
+
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 INVERSIONS = sorted(p.stem for p in (CONF / "inversion").glob("*.yaml"))
-SLOW_TO_INIT = {"resnet101", "resnet152"}
+SLOW_TO_INIT = {"resnet101", "resnet152", "vit_b_16"}
 
 
-def test_every_command_has_an_entry_config_and_a_task():
-    assert {"invert", "layers", "train", "kernels"} <= set(TASKS)
-    assert set(TASKS) == set(ENTRY_CONFIGS) == set(COMMANDS)  # the CLI lists exactly what runs
+def test_every_entry_config_has_a_command_module_and_back():
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)}
+    assert modules == set(ENTRY_CONFIGS)
+    for name in ENTRY_CONFIGS:
+        assert callable(importlib.import_module(f"representation_probe.commands.{name}").run)
 
 
 @pytest.mark.parametrize("name", ENTRY_CONFIGS)
 def test_entry_config_composes(name):
     cfg = compose_config(name, hydra=True)
-    assert cfg.hydra.job.config_name == name  # what tasks.run dispatches on
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_model_config_composes(name):
-    cfg = compose_config("invert", [f"model={name}", "model.image_size=32"])
-    assert cfg.model.image_size == 32
-    if name.startswith("resnet"):
-        assert cfg.model.name == name
+    assert cfg.hydra.job.config_name == name  # what commands.main dispatches on
 
 
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_TO_INIT else n for n in MODELS])
-def test_model_config_builds_a_frozen_backbone(name):
-    cfg = compose_config("invert", [f"model={name}", "model.image_size=32"])
-    backbone = instantiate(cfg.model)
-    assert backbone.name == cfg.model.name
-    assert backbone.image_size == 32
+def test_model_config_builds_a_frozen_backbone_with_ordered_probe_points(name):
+    backbone = build_model(name, 32)
     assert not backbone.net.training
     assert not any(p.requires_grad for p in backbone.net.parameters())
+    depths = list(backbone.probe_points.values())
+    assert depths and depths == sorted(depths) and 0 < depths[0] and depths[-1] == 1.0
+    assert backbone.default_layer is not None
 
 
 @pytest.mark.parametrize("name", INVERSIONS)
@@ -56,16 +57,35 @@ def test_inversion_config_builds_a_module_factory(name):
     assert isinstance(optimizer, torch.optim.Optimizer)
 
 
-def test_both_inversion_options_exist():
-    assert {"default", "paper"} <= set(INVERSIONS)
-
-
 def test_demo_experiment_inverts_five_layers_at_its_own_size():
     cfg = compose_config("invert", ["experiment=demo"])
     assert list(cfg.layer) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
-    assert cfg.model.image_size == 64  # the experiment wins over the model group's default
+    assert cfg.model.image_size == 64  # the experiment wins over the model group's default (224)
 
 
 def test_command_line_wins_over_experiment():
     cfg = compose_config("invert", ["experiment=demo", "model.image_size=32"])
     assert cfg.model.image_size == 32
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "none"])
+def test_train_builds_its_classifier_and_checkpoints_from_config(scheduler, tmp_path):
+    cfg = compose_config("train", ["model=resnet10", "optimizer=adam", f"scheduler={scheduler}",
+                                   "trainer.max_epochs=4"])
+    net = torch.nn.Linear(4, 3)
+    module = instantiate(cfg.classifier, net=net, num_classes=3, normalize="none")
+    assert isinstance(module, ClassifierModule) and module.net is net
+    optimizers = module.configure_optimizers()
+    if scheduler == "none":
+        assert isinstance(optimizers, torch.optim.Adam)
+    else:
+        assert optimizers["lr_scheduler"].T_max == 4  # follows trainer.max_epochs
+    [checkpoint] = build_callbacks(cfg.callbacks, RunDir(tmp_path))
+    assert isinstance(checkpoint, ModelCheckpoint) and checkpoint.dirpath == str(RunDir(tmp_path).checkpoints)
+
+
+def test_train_seeds_the_model_from_seed_and_takes_the_head_size_from_the_data():
+    assert compose_config("train", ["seed=7"]).model.init_seed == 7
+    assert compose_config("train", ["seed=7", "model.init_seed=3"]).model.init_seed == 3  # the user wins
+    with pytest.raises(ConfigCompositionException, match="num_classes"):  # no key that would be overridden
+        compose_config("train", ["model.num_classes=5"])

@@ -13,7 +13,7 @@ from representation_probe import ConfigError
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample, smooth
 from representation_probe.inversion.smoothing import gaussian_kernel3
-from representation_probe.models import Backbone, LayerEmbedder
+from representation_probe.models import Backbone, Family, LayerEmbedder
 
 from .conftest import build_model, compose_config, run_inversion
 
@@ -54,6 +54,23 @@ def test_reference_shift_and_m_s(chelsea):
         m_s = (embedder(module.shifted, "conv2") - embedder(chelsea[None], "conv2")).norm()
     assert result["m_s"] == pytest.approx(float(m_s), rel=1e-5)
     assert result["m_g_over_m_s"] == pytest.approx(result["m_g"] / result["m_s"])
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=timm", "model.name=vit_tiny_patch16_224", "layer=[blocks.0,blocks.5,blocks.11]"],
+    pytest.param(["model=vit_b_16", "layer=[blocks.0,blocks.11]"], marks=pytest.mark.slow),
+], ids=["timm-vit_tiny", "torchvision-vit_b_16"])
+def test_vit_blocks_are_inverted(run_task, overrides):
+    _, run_dir = run_task("invert", [*overrides, f"model.image_size={SIZE}", "inversion.steps=20", "logger=csv"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with open(run_dir / "metrics.csv") as file:
+        first = {row["layer"]: float(row["m_g"]) for row in csv.DictReader(file) if row["step"] == "0"}
+    layers = [entry["layer"] for entry in summary]
+    assert [entry["relative_depth"] for entry in summary] == sorted(entry["relative_depth"] for entry in summary)
+    assert summary[-1]["relative_depth"] == 1.0
+    for entry in summary:
+        assert entry["m_g"] < 0.5 * first[entry["layer"]], entry["layer"]  # the embedding is approached
+    assert layers == [layer.strip() for layer in overrides[-1].removeprefix("layer=[").rstrip("]").split(",")]
 
 
 # ---- eq. 5 smoothing ----------------------------------------------------------------------------
@@ -110,7 +127,7 @@ def test_blurred_inversion_runs_with_the_paper_config(chelsea):
 def toy_backbone(features: int) -> Backbone:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, features))
-    return Backbone(name="toy", net=net, image_size=8, normalize="none", family="toy")
+    return Backbone(name="toy", family=Family(), net=net, image_size=8, normalize="none")
 
 
 OPTIMIZERS = {

@@ -1,4 +1,4 @@
-"""The paper's layer names on torchvision ResNets, and the frozen forward map O_l."""
+"""Layer names of every family (the paper's on ResNets, blocks on ViTs) and the frozen forward map O_l."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ import torchvision
 from torch import nn
 
 from representation_probe import ConfigError
-from representation_probe.models import LayerEmbedder, layer_shapes, resolve_layer
-from representation_probe.models.layers import RESNET_ALIASES
+from representation_probe.models import LayerEmbedder, layer_shapes, resolve_layers
+from representation_probe.models.families.resnet import ALIASES as RESNET_ALIASES
 
 from .conftest import build_model
 
@@ -46,10 +46,12 @@ def test_aliases_have_the_architectures_shapes(name):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_layer_shapes_lists_aliases_first_with_the_same_shapes(name):
+def test_layer_shapes_lists_probe_points_then_aliases_with_the_same_shapes(name):
     backbone = build_model(name, SIZE)
     shapes = layer_shapes(backbone)  # what `python -m representation_probe layers` prints
-    assert list(shapes)[: len(ALIASES)] == ALIASES
+    points = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert list(backbone.probe_points) == points and list(backbone.probe_points.values()) == [0.2, 0.4, 0.6, 0.8, 1.0]
+    assert list(shapes)[:7] == [*points, "conv1_raw", "conv1_pool"]
     assert {a: shapes[a] for a in ALIASES} == expected_shapes(backbone.net, SIZE)
     assert shapes["layer1.0.conv1"] == (1, 64, SIZE // 4, SIZE // 4)
 
@@ -86,8 +88,8 @@ def test_imagenet_normalisation_is_part_of_the_forward_map():
 
 def test_graph_nodes_are_layers_too():
     backbone = build_model("resnet18", SIZE)
-    assert resolve_layer(backbone, "layer1.0.conv1") == "layer1.0.conv1"
-    assert resolve_layer(backbone, "conv3") == "layer2"
+    assert resolve_layers(backbone, ["layer1.0.conv1", "conv3"]) == {"layer1.0.conv1": "layer1.0.conv1",
+                                                                      "conv3": "layer2"}
     net = backbone.net
     x = torch.rand(1, 3, SIZE, SIZE)
     with torch.no_grad():
@@ -95,12 +97,19 @@ def test_graph_nodes_are_layers_too():
                            net.layer1[0].conv1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))
 
 
-def test_unknown_layer_lists_the_valid_names():
+@pytest.mark.parametrize("layer, suggested", [("conv9", "conv5 or conv4 or conv3? "), ("layer1.0.conv3", "layer1.0.conv2 "),
+                                               ("Layer2", "layer2"), ("blocks.3", None)])
+def test_unknown_layer_names_the_probe_points_and_the_closest_layers(layer, suggested):
     backbone = build_model("resnet18", SIZE)
-    with pytest.raises(ConfigError, match="conv9") as err:
-        LayerEmbedder(backbone, ["conv9"])
-    assert "conv3" in str(err.value)
-    assert "layer1.0.conv1" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        LayerEmbedder(backbone, [layer])
+    message = str(err.value)
+    assert message.startswith(f"unknown layer '{layer}' for resnet18; ")
+    assert ("did you mean" in message) == (suggested is not None)
+    if suggested:
+        assert f"did you mean {suggested}" in message
+    assert "probe points: conv1, conv2, conv3, conv4, conv5" in message
+    assert f"lists all {len(layer_shapes(backbone))} layers" in message and "layer3.1.bn2" not in message
 
 
 def test_backbone_is_frozen_without_in_place_relu():
@@ -134,6 +143,35 @@ def test_embedder_passes_gradients_to_the_input_only():
     embedder(x, "conv3").abs().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in embedder.parameters())
+
+
+def test_timm_vit_blocks_are_the_residual_stream_after_each_block():
+    backbone = build_model("vit_tiny", 32)
+    net = backbone.net
+    assert list(backbone.probe_points) == [f"blocks.{i}" for i in range(6)] and backbone.default_layer == "blocks.5"
+    embedder = LayerEmbedder(backbone, ["blocks.0", "blocks.5"])
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = net.norm_pre(net.patch_drop(net._pos_embed(net.patch_embed(embedder.normalize(x)))))
+        after = [tokens := block(tokens) for block in net.blocks]
+        assert_same_values(embedder(x, "blocks.0"), after[0])
+        assert_same_values(embedder(x, "blocks.5"), after[5])
+    assert after[0].shape == (2, 1 + (32 // 4) ** 2, 96)  # the class token and 8 x 8 patches of width 96
+
+
+@pytest.mark.slow
+def test_torchvision_vit_blocks_are_its_encoder_layers():
+    backbone = build_model("vit_b_16", 32)
+    net = backbone.net
+    assert list(backbone.probe_points) == [f"blocks.{i}" for i in range(12)]
+    x = torch.rand(1, 3, 32, 32)
+    embedder = LayerEmbedder(backbone, ["blocks.0", "blocks.11"])
+    with torch.no_grad():
+        tokens = net._process_input(embedder.normalize(x))
+        tokens = torch.cat([net.class_token.expand(1, -1, -1), tokens], dim=1) + net.encoder.pos_embedding
+        after = [tokens := layer(tokens) for layer in net.encoder.layers]
+        assert_same_values(embedder(x, "blocks.0"), after[0])
+        assert_same_values(embedder(x, "blocks.11"), after[11])
 
 
 def test_timm_model_runs_at_the_configured_image_size():

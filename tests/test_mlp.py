@@ -1,29 +1,30 @@
 """The MLP studies of paper section 4: width, exact inversion, output noise, ReLU widths, and their commands."""
 
 import json
-import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+from PIL import Image
 
 from representation_probe import ConfigError
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample
 from representation_probe.inversion import exact
+from representation_probe.inversion.invertibility import study
 from representation_probe.models import create_model
-from representation_probe.reporting.sweep_figure import SweepFigure
+from representation_probe.reporting.sweep_figure import SweepFigure, read_jobs
 
-from .conftest import build_model, compose_config, run_inversion
+from .conftest import build_model, cli, compose_config, error_lines, run_inversion
 
 PAPER_SIZE = 29  # 3 x 29 x 29 = 2,523 inputs
 SMALL = 8  # 3 x 8 x 8 = 192 inputs: the same studies in a fraction of a second
 
 
 def mlp(image_size: int = SMALL, **options):
-    return create_model("mlp", source="mlp", image_size=image_size, **options)
+    return create_model("mlp", "mlp", image_size=image_size, **options)
 
 
 # ---- the family -----------------------------------------------------------------------------------------
@@ -31,7 +32,7 @@ def test_mlp_config_builds_the_papers_model():
     backbone = build_model("mlp", PAPER_SIZE, "model.widths=[1000]")
     layers = exact.affine_layers(backbone.net)
     assert [layer.shape for layer in layers] == [(1000, 2523)]
-    assert backbone.default_layer == "fc1" and backbone.family == "mlp"
+    assert backbone.default_layer == "fc1" and backbone.family.name == "mlp"
     assert backbone.details == dict(widths=[1000], activation="none", input_size=2523)
     assert not any(p.requires_grad for p in backbone.net.parameters())
     # PyTorch's nn.Linear init: weights and biases uniform in +-1/sqrt(fan_in) (Kaiming-uniform, a=sqrt(5))
@@ -111,7 +112,7 @@ def test_float64_inverts_three_square_layers_exactly_and_float32_does_not():
 
 def test_noisy_outputs_invert_to_inputs_far_beyond_the_shifted_image():
     net = mlp(depth=3).net
-    result = exact.study(net, load_target("chelsea", SMALL), seed=0, exact=True, precisions=["float64"],
+    result = study(net, load_target("chelsea", SMALL), seed=0, exact=True, precisions=["float64"],
                          method="solve", draws=300, noise_std=1e-3, shift_std=0.05, random_count=8,
                          random_mean=0.0, random_std=1.0)
     noise, m_i_ref = result.summary["noise"], result.summary["m_i_ref"]
@@ -179,8 +180,8 @@ def test_bad_mlp_options_say_what_is_wrong(options, words):
 
 
 def test_mlp_options_on_another_family_are_refused():
-    with pytest.raises(ConfigError, match="model=mlp"):
-        create_model("resnet18", image_size=32, depth=3)
+    with pytest.raises(ConfigError, match=r"model.depth is not an option of the resnet family \(its options: none\)"):
+        create_model("resnet", "resnet18", image_size=32, depth=3)
 
 
 @pytest.mark.parametrize("overrides, words", [
@@ -236,28 +237,31 @@ def test_sweep_figure_reads_the_jobs_of_a_sweep(run_task, tmp_path):
         run_task("invert", ["model=mlp", f"model.image_size={SMALL}", f"model.widths=[{width}]",
                             "inversion.steps=3", "logger=csv"], run_dir=tmp_path / "sweep" / str(job))
     config = compose_config("invert", [f"hydra.sweep.dir={tmp_path / 'sweep'}"], hydra=True)
+    jobs = read_jobs(tmp_path / "sweep")
+    assert [job["summary"]["widths"] for job in jobs] == [[20], [300]]
+    assert all(job["a_g"].is_file() and job["target"].is_file() for job in jobs)
     SweepFigure("figure.png", columns="model.widths", title="test").on_multirun_end(config)
-    assert (tmp_path / "sweep" / "figure.png").stat().st_size > 1000
+    with Image.open(tmp_path / "sweep" / "figure.png") as figure:
+        pixels = np.asarray(figure.convert("L"), dtype=float)
+    assert pixels.shape[1] > 400 and pixels.std() > 10  # drawn: images and curves, not a blank canvas
 
 
 @pytest.mark.parametrize("command, experiment", [
     ("invert", "fig6_mlp_width"), ("invert", "fig7_mlp_width_steps"), ("invert", "fig8_mlp_depth"),
     ("invertibility", "figS2_mlp_noise"), ("invert", "relu_widths"), ("invertibility", "relu_widths_rank")])
-def test_experiment_configs_compose_and_build_their_model(command, experiment):
+def test_experiment_configs_build_their_model_for_every_swept_value(command, experiment):
     cfg = compose_config(command, [f"experiment={experiment}"], hydra=True)
-    assert cfg.model.source == "mlp"
-    assert cfg.hydra.sweeper.params or experiment == "figS2_mlp_noise"
     for callback in cfg.hydra.callbacks.values():
         assert isinstance(instantiate(callback), SweepFigure)
+    parser = OverridesParser.create()
+    sweeps = parser.parse_overrides([f"{key}={value}" for key, value in (cfg.hydra.sweeper.params or {}).items()])
+    variants = [[f"{s.key_or_group}={value}"] for s in sweeps for value in s.sweep_string_iterator()] or [[]]
+    for variant in variants:
+        backbone = instantiate(compose_config(command, [f"experiment={experiment}", *variant]).model)
+        assert backbone.family.name == "mlp" and backbone.probe_points
 
 
 # ---- the commands of the issue, end to end ------------------------------------------------------------------
-def cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "representation_probe", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
 def test_invert_mlp_end_to_end(tmp_path):
     result = cli("invert", "model=mlp", "model.widths=[1000]", "inversion.steps=20", "logger=csv",
@@ -291,17 +295,16 @@ def test_invertibility_end_to_end_with_wandb_offline(tmp_path):
     assert list((tmp_path / "run").glob("wandb/offline-run-*/*.wandb"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["invertibility", "model.widths=[100]"], ["no exact inverse", "model.width=192"]),
     (["invert", "model.depth=0"], ["model.depth", "positive integer"]),
     (["invert", "model.widths=[10,-1]"], ["model.widths", "positive integer"]),
-], ids=["narrow", "zero-depth", "negative-width"])
-def test_bad_input_is_one_error_line(tmp_path, args, words):
+    (["invert", "model.name=x", "model.family=mlp", "+model.patch_size=4"], ["model.patch_size", "model.widths"]),
+], ids=["narrow", "zero-depth", "negative-width", "option-of-another-family"])
+def test_bad_input_is_one_error_line(run_main, args, words):
     command, *overrides = args
-    result = cli(command, "model=mlp", f"model.image_size={SMALL}", *overrides, "logger=csv",
-                 f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    result = run_main(command, ["model=mlp", f"model.image_size={SMALL}", *overrides, "logger=csv"])
+    assert result.code == 2
+    lines = error_lines(result.err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
     assert all(word in lines[0] for word in words), lines[0]

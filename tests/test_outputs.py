@@ -85,17 +85,15 @@ def test_batched_inversion_run_directory(run_task, tmp_path):
     assert_no_temporary_files(run_dir)
 
 
-def test_two_images_with_the_same_file_name_are_not_merged(run_task, tmp_path):
-    for folder, value in (("a", 0), ("b", 255)):
-        (tmp_path / folder).mkdir()
-        Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(tmp_path / folder / "cat.png")
-    images = f"image=[{tmp_path / 'a' / 'cat.png'},{tmp_path / 'b' / 'cat.png'}]"
-    try:
-        _, run_dir = run_task("invert", [*BASE, "layer=conv1", images])
-    except ConfigError:
-        return  # refusing the ambiguous names is as good as keeping both
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert isinstance(summary, list) and len(summary) == 2, "one of the two images was dropped"
+@pytest.mark.parametrize("second", ["b/cat.png", "chelsea.png"], ids=["two-files", "file-named-like-a-sample"])
+def test_two_images_with_the_same_name_are_refused_not_merged(run_task, tmp_path, second):
+    for name, value in (("a/cat.png", 0), (second, 255)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(tmp_path / name)
+    first = "chelsea" if second == "chelsea.png" else tmp_path / "a" / "cat.png"
+    with pytest.raises(ConfigError, match="share a name"):
+        run_task("invert", [*BASE, "layer=conv1", f"image=[{first},{tmp_path / second}]"], run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):

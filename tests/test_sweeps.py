@@ -15,14 +15,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from .conftest import compose_config
+from .conftest import cli, compose_config
 
 TINY = ["model=resnet10", "model.image_size=32", "inversion.steps=4", "inversion.record_every=1"]
-
-
-def cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "representation_probe", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_slurm_launcher_takes_its_job_shape_from_the_trainer():

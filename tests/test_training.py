@@ -88,7 +88,7 @@ def test_imagenet_layout_trains_and_its_checkpoint_is_probed(run_task, tmp_path)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and (run_dir / "images" / "conv1_kernels.png").is_file()
 
-    probed = create_model("resnet10", weights=str(ckpt), image_size=16)
+    probed = create_model("resnet", "resnet10", weights=str(ckpt), image_size=16)
     trained = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert probed.net.fc.out_features == 3  # the head size comes from the checkpoint
     assert torch.equal(probed.net.layer4[0].conv2.weight, trained["net.layer4.0.conv2.weight"])
@@ -97,7 +97,7 @@ def test_imagenet_layout_trains_and_its_checkpoint_is_probed(run_task, tmp_path)
                                        "layer=conv3", "inversion.steps=3", "logger=csv"])
     assert json.loads((inv_dir / "summary.json").read_text())["weights"] == str(ckpt)
     with pytest.raises(ConfigError, match="do not fit resnet18"):
-        create_model("resnet18", weights=str(ckpt))
+        create_model("resnet", "resnet18", weights=str(ckpt))
 
 
 @pytest.mark.slow

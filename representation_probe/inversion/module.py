@@ -12,8 +12,8 @@ import lightning as L
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from representation_probe import metrics
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
@@ -86,8 +86,8 @@ class InversionModule(L.LightningModule):
         self.samples = samples
         self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
         self.clamp, self.loss_kind, self.record_every, self.image_every = clamp, loss, record_every, image_every
-        init, shift = zip(*(self._noise(s.seed, targets.shape[1:], init_std, shift_std) for s in samples))
-        self.image = nn.Parameter(init_mean + torch.stack(init))
+        init, shift = zip(*(metrics.draws(s.seed, targets.shape[1:], init_mean, init_std, shift_std) for s in samples))
+        self.image = nn.Parameter(torch.stack(init))
         self.register_buffer("targets", targets)
         self.register_buffer("shifted", targets + torch.stack(shift))
         self.groups = {layer: torch.tensor([i for i, s in enumerate(samples) if s.layer == layer])
@@ -96,11 +96,6 @@ class InversionModule(L.LightningModule):
         self.register_buffer("eps_scale", _eps_scale(eps_by_layer, samples, optimizer), persistent=False)
         self.history: list[dict] = []  # rows of metrics.csv
         self.diverged_at: int | None = None
-
-    @staticmethod
-    def _noise(seed: int, shape, init_std: float, shift_std: float):
-        gen = torch.Generator().manual_seed(seed)
-        return torch.randn(shape, generator=gen) * init_std, torch.randn(shape, generator=gen) * shift_std
 
     # ---- the forward map and distances --------------------------------------------------------
     def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -115,7 +110,7 @@ class InversionModule(L.LightningModule):
         for layer, emb in self.embed(images).items():
             diff = (emb - self.target_embeddings[layer]).flatten(1)
             per_layer[layer] = (diff.abs().sum(1) if self.loss_kind == "l1" else diff.pow(2).sum(1),
-                                diff.detach().norm(dim=1) if with_m_g else None)
+                                metrics.distance(emb.detach(), self.target_embeddings[layer]) if with_m_g else None)
         if len(per_layer) == 1:  # one layer: already in sample order
             return next(iter(per_layer.values()))
         loss = images.new_zeros(len(self.samples))
@@ -134,7 +129,7 @@ class InversionModule(L.LightningModule):
             start = time.perf_counter()  # the second forward, warmed up: it sizes the batches of steps
             _, self.m_s = self.distances(self.shifted)
             self.forward_seconds = time.perf_counter() - start
-        self.m_i_ref = (self.shifted - self.targets).flatten(1).norm(dim=1)
+        self.m_i_ref = metrics.distance(self.shifted, self.targets)
 
     # ---- optimisation --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -188,20 +183,22 @@ class InversionModule(L.LightningModule):
             if self.clamp:
                 self.image.clamp_(0, 1)
 
-    def _record(self, step: int, loss: torch.Tensor, m_g: torch.Tensor, lr: float) -> None:
-        m_i = (self.image.detach() - self.targets).flatten(1).norm(dim=1)
+    def _record(self, step: int, loss: torch.Tensor, m_g: torch.Tensor, lr: float) -> torch.Tensor:
+        """Append the step's metrics.csv rows, log them, and return m_i."""
+        m_i = metrics.distance(self.image.detach(), self.targets)
         rows = [dict(step=step, layer=s.layer, image=s.image, seed=s.seed, loss=float(loss[i]),
                      m_g=float(m_g[i]), m_i=float(m_i[i]), lr=lr) for i, s in enumerate(self.samples)]
         self.history += rows
-        metrics = {"invert/lr": lr}
+        logged = {"invert/lr": lr}
         for i, (row, tag) in enumerate(zip(rows, self.tags)):
-            metrics |= {f"{tag}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
-            metrics[f"{tag}/m_s"] = float(self.m_s[i])
+            logged |= {f"{tag}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
+            logged[f"{tag}/m_s"] = float(self.m_s[i])
         for logger in self.loggers:
-            logger.log_metrics(metrics, step=step)
+            logger.log_metrics(logged, step=step)
             if hasattr(logger, "log_image") and (step % self.image_every == 0 or step == self.steps):
                 images = list(self.image.detach().clamp(0, 1).cpu())
                 logger.log_image("invert/a_g", images, step=step, caption=self.tags)
+        return m_i
 
     @property
     def tags(self) -> list[str]:
@@ -218,22 +215,19 @@ class InversionModule(L.LightningModule):
         if self.diverged_at is None and not torch.isfinite(m_g).all():  # the last update overflowed
             self.diverged_at = self.steps
         step = self.diverged_at if self.diverged_at is not None else self.steps
-        self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
-        self.final_loss, self.final_m_g = loss, m_g
+        m_i = self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
+        self.final = dict(loss=loss, m_g=m_g, m_i=m_i)
 
     @torch.no_grad()
     def results(self) -> list[dict]:
         """Final loss, m_g, m_i, m_s, m_i_ref, m_g / m_s, PSNR and SSIM of each sample."""
         a_g = self.image.detach()
-        m_i = (a_g - self.targets).flatten(1).norm(dim=1)
-        clipped = a_g.clamp(0, 1)
+        psnr, ssim = metrics.psnr(a_g, self.targets), metrics.ssim(a_g, self.targets)
         out = []
         for i, s in enumerate(self.samples):
-            pred, target = clipped[i : i + 1], self.targets[i : i + 1]
-            m_g = float(self.final_m_g[i])
-            out.append(dict(layer=s.layer, image=s.image, seed=s.seed, loss=float(self.final_loss[i]),
-                            m_g=m_g, m_i=float(m_i[i]), m_s=float(self.m_s[i]),
+            m_g = float(self.final["m_g"][i])
+            out.append(dict(layer=s.layer, image=s.image, seed=s.seed, loss=float(self.final["loss"][i]),
+                            m_g=m_g, m_i=float(self.final["m_i"][i]), m_s=float(self.m_s[i]),
                             m_i_ref=float(self.m_i_ref[i]), m_g_over_m_s=m_g / float(self.m_s[i]),
-                            psnr=float(peak_signal_noise_ratio(pred, target, data_range=1.0)),
-                            ssim=float(structural_similarity_index_measure(pred, target, data_range=1.0))))
+                            psnr=psnr[i], ssim=ssim[i]))
         return out

@@ -1,35 +1,16 @@
-"""Layer naming and feature extraction: the paper's conv1..conv5 plus any FX graph node."""
+"""Layer names and feature extraction: probe points, paper aliases and every tensor-valued FX graph node."""
 
 from __future__ import annotations
 
+import difflib
 
 import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
-from torchvision.models import feature_extraction as tv_fx
 
 from representation_probe.errors import ConfigError
-from representation_probe.models.registry import NORMALIZATIONS, Backbone
-
-# He et al. (2016) naming used by the paper. These aliases win over FX nodes of the same name:
-# in torchvision the node 'conv1' is the bare 7x7 convolution, which is reachable as 'conv1_raw'.
-RESNET_ALIASES = {
-    "conv1_raw": "conv1",
-    "conv1": "relu",
-    "conv1_pool": "maxpool",
-    "conv2": "layer1",
-    "conv3": "layer2",
-    "conv4": "layer3",
-    "conv5": "layer4",
-}
-
-
-def _fx(family: str):
-    """timm ships its own FX wrappers that know its untraceable leaf modules."""
-    if family == "timm":
-        from timm.models import create_feature_extractor, get_graph_node_names
-        return create_feature_extractor, get_graph_node_names
-    return tv_fx.create_feature_extractor, tv_fx.get_graph_node_names
+from representation_probe.models.backbone import Backbone
+from representation_probe.models.normalization import Normalize
 
 
 class LayerEmbedder(nn.Module):
@@ -42,17 +23,13 @@ class LayerEmbedder(nn.Module):
     def __init__(self, backbone: Backbone, layers: list[str]):
         super().__init__()
         self.backbone = backbone
-        create, _ = _fx(backbone.family)
-        nodes = {layer: resolve_layer(backbone, layer) for layer in dict.fromkeys(layers)}
+        create, _ = backbone.family.graph_functions()
+        nodes = resolve_layers(backbone, layers)
         self.extractors = nn.ModuleDict(
             {_key(layer): _fold_batchnorm(create(backbone.net, return_nodes={node: "out"}), backbone.net)
              for layer, node in nodes.items()}
         )
-        stats = NORMALIZATIONS[backbone.normalize]
-        mean, std = stats if stats else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-        self.normalize = stats is not None  # 'none' (the paper's raw pixels) skips two ops per step
+        self.normalize = Normalize(backbone.normalize)
         self.channels_last = any(isinstance(m, nn.Conv2d) for m in backbone.net.modules())  # not for MLPs
         self.eval().requires_grad_(False)
 
@@ -60,8 +37,7 @@ class LayerEmbedder(nn.Module):
         return super().train(False)  # frozen: BatchNorm must keep its running statistics
 
     def forward(self, images: torch.Tensor, layer: str) -> torch.Tensor:
-        if self.normalize:
-            images = (images - self.mean) / self.std
+        images = self.normalize(images)
         if not self.channels_last:
             return self.extractors[_key(layer)](images)["out"]
         # channels_last (NHWC), oneDNN's native layout: a few % faster per CPU inversion step than NCHW
@@ -91,47 +67,44 @@ def _key(layer: str) -> str:
     return layer.replace(".", "/")  # ModuleDict keys cannot hold dots
 
 
-def aliases(backbone: Backbone) -> dict[str, str]:
-    return RESNET_ALIASES if backbone.family == "resnet" else {}
+def resolve_layers(backbone: Backbone, layers: list[str]) -> dict[str, str]:
+    """Each requested name -> its graph node (a paper alias or probe point, or any tensor-valued node);
+    an unknown name fails with the probe points and the closest valid names."""
+    aliases = backbone.aliases
+    known = {name: aliases.get(name, name) for name in [*backbone.probe_points, *aliases]}
+    unknown = [layer for layer in dict.fromkeys(layers) if layer not in known]
+    if unknown:  # anything else must be a tensor-valued node: one forward tells
+        valid = layer_shapes(backbone)
+        for layer in unknown:
+            if layer not in valid:
+                raise ConfigError(_unknown_layer(backbone, layer, list(valid)))
+    return {layer: known.get(layer, layer) for layer in dict.fromkeys(layers)}
 
 
-def graph_nodes(backbone: Backbone) -> list[str]:
-    """FX node names in evaluation mode, plus names of container modules (their last node)."""
-    _, names = _fx(backbone.family)
-    nodes = names(backbone.net)[1]
-    containers = [name for name, mod in backbone.net.named_modules() if name and any(mod.children())]
-    return list(dict.fromkeys(nodes[1:] + containers))  # nodes[0] is the input placeholder
-
-
-def valid_layers(backbone: Backbone) -> list[str]:
-    return list(aliases(backbone)) + [n for n in graph_nodes(backbone) if n not in aliases(backbone)]
-
-
-def resolve_layer(backbone: Backbone, layer: str) -> str:
-    """Paper alias or graph node -> graph node; an unknown name fails with the valid ones."""
-    if layer in aliases(backbone):
-        return aliases(backbone)[layer]
-    if layer in graph_nodes(backbone):
-        return layer
-    raise ConfigError(f"unknown layer '{layer}' for {backbone.name}; valid layers: "
-                      f"{', '.join(valid_layers(backbone))}")
+def _unknown_layer(backbone: Backbone, layer: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(layer, valid, n=3, cutoff=0.6)
+    points = ", ".join(backbone.probe_points) or "none"
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (f"unknown layer '{layer}' for {backbone.name}; {hint}probe points: {points} "
+            f"(`layers model=...` lists all {len(valid)} layers)")
 
 
 def layer_shapes(backbone: Backbone) -> dict[str, tuple]:
-    """Output shape of every valid layer for one image of the model's size."""
-    create, names = _fx(backbone.family)
-    nodes = names(backbone.net)[1][1:]
+    """Every valid layer -> its output shape for one image of the model's size: the probe points first,
+    then the other aliases, then every FX node and container module whose output is a tensor."""
+    create, names = backbone.family.graph_functions()
+    nodes = names(backbone.net)[1][1:]  # [0] is the input placeholder
     extractor = create(backbone.net, return_nodes={node: node for node in nodes})
     size = backbone.image_size
     with torch.no_grad():
         outputs = extractor(torch.zeros(1, 3, size, size))
+    containers = [name for name, mod in backbone.net.named_modules() if name and any(mod.children())]
+    aliases = backbone.aliases
 
-    def last_node(name: str) -> str:  # a container module's output is its last node
-        return name if name in outputs else [n for n in nodes if n.startswith(name + ".")][-1]
+    def output(name: str):  # a container module's output is its last node
+        node = aliases.get(name, name)
+        return outputs[node] if node in outputs else outputs[[n for n in nodes if n.startswith(node + ".")][-1]]
 
-    return {name: _shape(outputs[last_node(aliases(backbone).get(name, name))])
-            for name in valid_layers(backbone)}
-
-
-def _shape(value) -> tuple:
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else (type(value).__name__,)
+    names_in_order = dict.fromkeys([*backbone.probe_points, *aliases, *nodes, *containers])
+    return {name: tuple(value.shape) for name in names_in_order
+            if isinstance(value := output(name), torch.Tensor)}

@@ -3,15 +3,12 @@ of each layer and of the composed map (the "spiky ball"), and the ReLU widths ag
 
 from __future__ import annotations
 
-import io
 import math
 
-import matplotlib
 import matplotlib.ticker
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from representation_probe.reporting.figures import plt, png
 
 
 def noise_histogram(noise: dict[str, torch.Tensor], m_i_ref: float, m_s: float, title: str) -> bytes:
@@ -37,7 +34,7 @@ def noise_histogram(noise: dict[str, torch.Tensor], m_i_ref: float, m_s: float, 
     right.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels would overlap
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def spectra_plot(spectra: dict[str, torch.Tensor], title: str) -> bytes:
@@ -52,7 +49,7 @@ def spectra_plot(spectra: dict[str, torch.Tensor], title: str) -> bytes:
     ax.set_ylabel("singular value")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def relu_widths_plot(rows: list[dict], input_size: int, title: str) -> bytes:
@@ -74,12 +71,5 @@ def relu_widths_plot(rows: list[dict], input_size: int, title: str) -> bytes:
     right.set_ylabel("dimensions")
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _png(fig)
+    return png(fig)
 
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
+import torch
+from torch import nn
+from torchvision.utils import make_grid
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from representation_probe import rundir  # noqa: E402
+from representation_probe.errors import ConfigError
+from representation_probe.reporting.figures import plt, png
 
 
 def first_conv(net: nn.Module) -> nn.Conv2d:
-    return next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise ConfigError(f"{type(net).__name__} has no convolution whose kernels could be shown")
+    return conv
 
 
 def kernel_grid(net: nn.Module) -> torch.Tensor:
@@ -29,15 +26,11 @@ def kernel_grid(net: nn.Module) -> torch.Tensor:
     return make_grid(scaled, nrow=int(len(scaled) ** 0.5 + 0.999), padding=1, pad_value=1.0)
 
 
-def write_kernel_panels(path: Path, panels: dict[str, nn.Module]) -> None:
-    """One titled grid per network, side by side (untrained vs natural- vs noise-trained)."""
+def kernel_panels(panels: dict[str, nn.Module]) -> bytes:
+    """One titled grid per network, side by side (untrained vs natural- vs noise-trained), as PNG bytes."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, net) in zip(axes[0], panels.items()):
         ax.imshow(kernel_grid(net).permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=150)
-    plt.close(fig)
-    rundir.write_atomic(path, buffer.getvalue())
+    return png(fig)

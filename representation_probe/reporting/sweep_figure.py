@@ -9,20 +9,15 @@ along each run.
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
-import matplotlib
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from hydra.experimental.callback import Callback  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from representation_probe import rundir  # noqa: E402
-from representation_probe.reporting.runs import find_runs  # noqa: E402
+from representation_probe import rundir
+from representation_probe.reporting.figures import plt, png
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +49,12 @@ class SweepFigure(Callback):
 def read_jobs(sweep: Path) -> list[dict]:
     """Each finished single-sample inversion under `sweep`: its config, summary, metrics and a_g path."""
     jobs = []
-    for run in sorted(find_runs([sweep]), key=lambda r: _natural(r.path.name)):
+    for run in sorted(rundir.find_runs([sweep]), key=lambda r: _natural(r.path.name)):
         if run.command != "invert" or len(run.summaries) != 1:
             continue
-        summary = run.summaries[0]
-        images = run.path / "images"
-        jobs.append(dict(config=run.config, summary=summary, metrics=run.metrics,
-                         target=images / f"target_{summary['image']}.png",
-                         a_g=images / f"a_g_{summary['layer']}_{summary['image']}_seed{summary['seed']}.png"))
+        s = run.summaries[0]
+        jobs.append(dict(config=run.config, summary=s, metrics=run.metrics, target=run.target(s["image"]),
+                         a_g=run.a_g(s["layer"], s["image"], s["seed"])))
     return jobs
 
 
@@ -131,11 +124,7 @@ def sweep_figure(jobs: list[dict], columns: str, rows: str | None, x: str | None
             ax.set_xscale("log")
     left.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png(fig)
 
 
 def _short(key: str | None) -> str:

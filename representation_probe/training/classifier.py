@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from representation_probe.models.registry import NORMALIZATIONS
+from representation_probe.models import Normalize
 
 
 class ClassifierModule(L.LightningModule):
@@ -22,12 +22,11 @@ class ClassifierModule(L.LightningModule):
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: partial, scheduler: partial | None = None,
                  normalize: str = "none", channels_last: bool = False):
+        """`scheduler` None or empty (conf/scheduler/none.yaml): a constant learning rate."""
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
-        self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
-        mean, std = NORMALIZATIONS[normalize] or ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler or None
+        self.normalize = Normalize(normalize)
         top5 = min(5, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
@@ -36,7 +35,7 @@ class ClassifierModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = (images - self.mean) / self.std
+        images = self.normalize(images)
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)

@@ -1,0 +1,87 @@
+"""`invert`: gradient descent on the input toward one or more layers' embeddings (paper sections 2-3)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from representation_probe.data import image_name, load_target
+from representation_probe.errors import ConfigError
+from representation_probe.inversion import InversionModule, Sample
+from representation_probe.loggers import build_loggers
+from representation_probe.models import LayerEmbedder
+from representation_probe.rundir import RunDir, write_png
+from representation_probe.validation import as_list, positive_int
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> float:
+    """Invert every (layer, image, seed) as one batch; returns the mean final m_g."""
+    run_dir = RunDir.current()
+    inv = cfg.inversion
+    positive_int("inversion.steps", inv.steps)
+    positive_int("inversion.record_every", inv.record_every)
+    positive_int("model.image_size", cfg.model.image_size)
+    if inv.steps_per_batch is not None:  # null: timed
+        positive_int("inversion.steps_per_batch", inv.steps_per_batch)
+    backbone = instantiate(cfg.model)
+    if cfg.layer is None:  # the family's default: conv4 for ResNets, the last block of a ViT, an MLP's output
+        if backbone.default_layer is None:
+            raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
+        cfg.layer = backbone.default_layer  # config.yaml records the layer actually inverted
+    images = as_list(cfg.image)
+    names = [image_name(image) for image in images]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"two images share a name ({', '.join(names)}): rename one file, since names "
+                          "label the results and a file named like a sample would shadow it")
+    targets = {name: load_target(image, cfg.model.image_size) for name, image in zip(names, images)}
+    samples = [Sample(layer, name, int(seed)) for layer in as_list(cfg.layer) for name in targets
+               for seed in as_list(cfg.seed)]
+
+    build_module = instantiate(inv, _partial_=True)  # call-time objects stay untouched
+    module = build_module(embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
+                          targets=torch.stack([targets[s.image] for s in samples]), samples=samples)
+    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *map(str, as_list(cfg.layer))])
+    trainer = instantiate(cfg.trainer, max_epochs=1, logger=loggers or False, enable_checkpointing=False,
+                          enable_model_summary=False, num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(module)
+    seconds = time.perf_counter() - start
+
+    results = [backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
+               for r in module.results()]
+    _write(run_dir, cfg, module, results, targets, seconds)
+    if module.diverged_at is not None:
+        raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {module.diverged_at}; what was "
+                          f"measured is in {run_dir.path}; try a smaller inversion.lr (now {inv.lr})")
+    for r in results:
+        log.info("%s %s seed %d: m_g/m_s %.3g  m_i %.3g (m_i_ref %.3g)  PSNR %.1f",
+                 r["layer"], r["image"], r["seed"], r["m_g_over_m_s"], r["m_i"], r["m_i_ref"], r["psnr"])
+    return sum(r["m_g"] for r in results) / len(results)
+
+
+def _write(run_dir: RunDir, cfg: DictConfig, module: InversionModule, results: list[dict], targets: dict,
+           seconds: float) -> None:
+    """config.yaml, metrics.csv, summary.json and images/ of one inversion run, each atomically."""
+    run_dir.write_config(cfg)
+    run_dir.write_metrics(module.history)
+    inv = cfg.inversion
+    common = dict(command="invert", model=cfg.model.name, weights=str(cfg.model.weights), steps=inv.steps,
+                  lr=_plain(inv.lr), blur=_plain(inv.blur_sigma), seconds=round(seconds, 3),
+                  diverged_at=module.diverged_at)
+    run_dir.write_summary([common | r for r in results])
+    for name, target in targets.items():
+        write_png(run_dir.target(name), target)
+    for i, s in enumerate(module.samples):
+        write_png(run_dir.shifted(s.image, s.seed), module.shifted[i])
+        write_png(run_dir.a_g(s.layer, s.image, s.seed), module.image[i])
+
+
+def _plain(value):
+    """A schedule as JSON takes it: a number, null, or [start, end]."""
+    return OmegaConf.to_object(value) if isinstance(value, ListConfig) else value

@@ -1,0 +1,20 @@
+"""`layers`: every layer name of a model with its output shape; the probe points first."""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from representation_probe.models import layer_shapes
+
+
+def run(cfg: DictConfig) -> None:
+    backbone = instantiate(cfg.model)
+    shapes = layer_shapes(backbone)
+    points = backbone.probe_points
+    width = max(map(len, shapes))
+    print(f"# {backbone.name} ({backbone.family.name} family) at {backbone.image_size} px")
+    print(f"# probe points with their relative depth, then every other layer{' (paper aliases first)' if backbone.aliases else ''}")
+    for name, shape in shapes.items():
+        depth = f"  depth {points[name]:.3g}" if name in points else ""
+        print(f"{name:<{width}}  {shape}{depth}")

@@ -1,0 +1,41 @@
+"""The paper's distances and the image scores, defined once for every study (paper sections 2-3).
+
+With a the target image, a_g the generated one and O_l the forward map to layer l (L2 norms over
+flattened tensors): m_g = ||O_l(a_g) - O_l(a)||, m_i = ||a_g - a||, and for the reference shift
+a' = a + N(0, shift_std): m_s = ||O_l(a') - O_l(a)|| and m_i_ref = ||a' - a||.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def draws(seed: int, shape: torch.Size, init_mean: float = 0.7, init_std: float = 0.05,
+          shift_std: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """a_0 ~ N(init_mean, init_std) and the shift a' - a ~ N(0, shift_std) of one sample, in that order
+    from one generator seeded by `seed`: every study draws the same a_0 and a' for the same seed."""
+    gen = torch.Generator().manual_seed(seed)
+    start = torch.randn(shape, generator=gen) * init_std
+    shift = torch.randn(shape, generator=gen) * shift_std
+    return init_mean + start, shift
+
+
+def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 distance over all but the first dimension: m_g and m_s on embeddings, m_i and
+    m_i_ref on images."""
+    return (x - y).flatten(1).norm(dim=1)
+
+
+def psnr(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """Per-sample PSNR (dB) of images clipped to [0, 1] against targets in [0, 1]."""
+    clipped = images.clamp(0, 1)
+    return [float(peak_signal_noise_ratio(clipped[i : i + 1], targets[i : i + 1], data_range=1.0))
+            for i in range(len(images))]
+
+
+def ssim(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    """Per-sample SSIM of images clipped to [0, 1] against targets in [0, 1]."""
+    clipped = images.clamp(0, 1)
+    return [float(structural_similarity_index_measure(clipped[i : i + 1], targets[i : i + 1], data_range=1.0))
+            for i in range(len(images))]

@@ -1,0 +1,84 @@
+"""Model families: one registered class each, and all the rest of the code may ask of a model.
+
+A family says how to build a network of a given name (and load its named weights), its paper
+aliases, its ordered probe points and its default layer. Nothing outside a family asks "is this a
+ResNet?". Adding a family is one module in `models/families/` plus one YAML in `conf/model/`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import pkgutil
+from typing import ClassVar
+
+from torch import nn
+from torchvision.models import feature_extraction
+
+from representation_probe.errors import ConfigError
+
+FAMILIES: dict[str, Family] = {}
+
+
+class Family:
+    """Subclasses set `name` and implement `build`; `@register` makes them available as `model.family`."""
+
+    name: ClassVar[str]
+
+    def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
+        """The network `name` with named `weights` ('none' or an ImageNet version; files are loaded by
+        the factory afterwards), a head of `num_classes` (None: the family's default), for square
+        inputs of `image_size` pixels. Family-specific options are further keyword arguments."""
+        raise NotImplementedError
+
+    def aliases(self, net: nn.Module) -> dict[str, str]:
+        """Paper names -> graph nodes; they win over graph nodes of the same name."""
+        return {}
+
+    def probe_points(self, net: nn.Module) -> list[str]:
+        """The coarse layers a study walks, input to output, named as a user types them."""
+        return []
+
+    def default_layer(self, net: nn.Module) -> str | None:
+        """What `invert` reads without `layer=`: the last probe point unless the family says otherwise."""
+        points = self.probe_points(net)
+        return points[-1] if points else None
+
+    def details(self, net: nn.Module) -> dict:
+        """Architecture facts worth a column in summary.json (an MLP's widths)."""
+        return {}
+
+    def graph_functions(self):
+        """(create_feature_extractor, get_graph_node_names): FX tracing that knows the family's leaf modules."""
+        return feature_extraction.create_feature_extractor, feature_extraction.get_graph_node_names
+
+    def options(self) -> list[str]:
+        """The family's own keyword arguments of `build` (model.<option> in the config)."""
+        params = inspect.signature(self.build).parameters.values()
+        return [p.name for p in params if p.kind == p.KEYWORD_ONLY]
+
+    def takes_any_option(self) -> bool:
+        return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(self.build).parameters.values())
+
+
+def register(cls: type[Family]) -> type[Family]:
+    """Class decorator: one instance of `cls` becomes the family `cls.name`."""
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+@functools.cache
+def _import_families() -> None:
+    """The families register themselves when their modules are imported: import every one, once."""
+    from representation_probe.models import families
+
+    for module in pkgutil.iter_modules(families.__path__):
+        importlib.import_module(f"{families.__name__}.{module.name}")
+
+
+def get_family(name: str) -> Family:
+    _import_families()
+    if name not in FAMILIES:
+        raise ConfigError(f"unknown model family '{name}'; allowed: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name]
