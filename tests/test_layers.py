@@ -97,8 +97,8 @@ def test_graph_nodes_are_layers_too():
                            net.layer1[0].conv1(net.maxpool(net.relu(net.bn1(net.conv1(x))))))
 
 
-@pytest.mark.parametrize("layer, suggested", [("conv9", "conv5 or conv4 or conv3? "), ("layer1.0.conv3", "layer1.0.conv2 "),
-                                               ("Layer2", "layer2"), ("blocks.3", None)])
+@pytest.mark.parametrize("layer, suggested", [("conv9", "conv5 or conv4 or conv3? "), ("Layer2", "layer2"),
+                                               ("layer1.0.conv3", "layer1.0.conv2 "), ("blocks.3", None)])
 def test_unknown_layer_names_the_probe_points_and_the_closest_layers(layer, suggested):
     backbone = build_model("resnet18", SIZE)
     with pytest.raises(ConfigError) as err:

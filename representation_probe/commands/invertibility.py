@@ -74,8 +74,9 @@ def _write(run_dir: RunDir, cfg: DictConfig, summary: dict, result: Study, targe
         write_csv(run_dir.table("noise"), [
             dict(draw=i, input_distance=float(d_in), output_distance=float(d_out), outside_01=float(out))
             for i, (d_in, d_out, out) in enumerate(zip(*result.noise.values()))])
-        write_atomic(run_dir.figure("noise_histogram"), figures.noise_histogram(
-            result.noise, summary["m_i_ref"], summary["m_s"], f"{title}: {cfg.noise.draws} draws of N(0, {cfg.noise.std})"))
+        noise_title = f"{title}: {cfg.noise.draws} draws of N(0, {cfg.noise.std})"
+        write_atomic(run_dir.figure("noise_histogram"),
+                     figures.noise_histogram(result.noise, summary["m_i_ref"], summary["m_s"], noise_title))
     if result.relu is not None:
         write_atomic(run_dir.figure("relu_widths"), figures.relu_widths_plot(result.relu, target.numel(), title))
     write_png(run_dir.target(summary["image"]), target)

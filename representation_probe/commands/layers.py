@@ -13,8 +13,9 @@ def run(cfg: DictConfig) -> None:
     shapes = layer_shapes(backbone)
     points = backbone.probe_points
     width = max(map(len, shapes))
+    aliases = " (paper aliases first)" if backbone.aliases else ""
     print(f"# {backbone.name} ({backbone.family.name} family) at {backbone.image_size} px")
-    print(f"# probe points with their relative depth, then every other layer{' (paper aliases first)' if backbone.aliases else ''}")
+    print(f"# probe points with their relative depth, then every other layer{aliases}")
     for name, shape in shapes.items():
         depth = f"  depth {points[name]:.3g}" if name in points else ""
         print(f"{name:<{width}}  {shape}{depth}")

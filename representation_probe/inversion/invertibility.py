@@ -15,6 +15,7 @@ from representation_probe.inversion.exact import (DTYPES, Affine, affine_layers,
                                                   numerical_rank, require_invertible, required_widths, solvers,
                                                   spectrum, zero_fractions)
 
+
 @dataclass
 class Study:
     """What `invertibility` measured: summary.json's content plus the arrays behind its files."""

@@ -29,7 +29,8 @@ class Family:
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         """The network `name` with named `weights` ('none' or an ImageNet version; files are loaded by
         the factory afterwards), a head of `num_classes` (None: the family's default), for square
-        inputs of `image_size` pixels. Family-specific options are further keyword arguments."""
+        inputs of `image_size` pixels. The family's own options (model.<option>) are keyword-only
+        arguments after `*`, or **options to take any."""
         raise NotImplementedError
 
     def aliases(self, net: nn.Module) -> dict[str, str]:
