@@ -17,15 +17,15 @@ from representation_probe.training.checkpoints import build_callbacks, resume_pa
 def run(cfg: DictConfig) -> float:
     """Returns the best validation accuracy."""
     run_dir = RunDir.current()
+    resume = resume_path(cfg.ckpt_path, run_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     backbone = instantiate(cfg.model, num_classes=datamodule.num_classes)
     module = instantiate(cfg.classifier, net=backbone.net, num_classes=datamodule.num_classes,
                          normalize=backbone.normalize)
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=build_callbacks(cfg.callbacks, run_dir),
-                          default_root_dir=run_dir.path)
-    resume = resume_path(cfg.ckpt_path, run_dir)
+    callbacks = build_callbacks(cfg.get("callbacks") or {}, run_dir)  # callbacks=null: Lightning's defaults
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     seconds = time.perf_counter() - start
