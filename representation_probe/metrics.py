@@ -24,7 +24,12 @@ def draws(seed: int, shape: torch.Size, init_mean: float = 0.7, init_std: float 
 def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample L2 distance over all but the first dimension: m_g and m_s on embeddings, m_i and
     m_i_ref on images."""
-    return (x - y).flatten(1).norm(dim=1)
+    return norm(x - y)
+
+
+def norm(difference: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm over all but the first dimension, of a difference already at hand."""
+    return difference.flatten(1).norm(dim=1)
 
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> list[float]:

@@ -86,7 +86,8 @@ class InversionModule(L.LightningModule):
         self.samples = samples
         self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
         self.clamp, self.loss_kind, self.record_every, self.image_every = clamp, loss, record_every, image_every
-        init, shift = zip(*(metrics.draws(s.seed, targets.shape[1:], init_mean, init_std, shift_std) for s in samples))
+        init, shift = zip(*(metrics.draws(s.seed, targets.shape[1:], init_mean, init_std, shift_std)
+                            for s in samples))
         self.image = nn.Parameter(torch.stack(init))
         self.register_buffer("targets", targets)
         self.register_buffer("shifted", targets + torch.stack(shift))
@@ -110,7 +111,7 @@ class InversionModule(L.LightningModule):
         for layer, emb in self.embed(images).items():
             diff = (emb - self.target_embeddings[layer]).flatten(1)
             per_layer[layer] = (diff.abs().sum(1) if self.loss_kind == "l1" else diff.pow(2).sum(1),
-                                metrics.distance(emb.detach(), self.target_embeddings[layer]) if with_m_g else None)
+                                metrics.norm(diff.detach()) if with_m_g else None)
         if len(per_layer) == 1:  # one layer: already in sample order
             return next(iter(per_layer.values()))
         loss = images.new_zeros(len(self.samples))
