@@ -84,6 +84,14 @@ def test_batched_inversion_run_directory(run_task, tmp_path):
     assert png(run_dir / "images" / "target_pic.png").shape == (SIZE, SIZE, 3)
     assert_no_temporary_files(run_dir)
 
+    run = rundir.read_run(run_dir)  # what the report reads, through the same names
+    assert (run.command, run.status, run.config["layer"]) == ("invert", "done", ["conv1", "conv2"])
+    assert [(s["layer"], s["image"], s["seed"]) for s in run.summaries] == [(e["layer"], e["image"], e["seed"])
+                                                                          for e in summary]
+    assert len(run.metrics) == len(rows) and run.metrics[0]["m_g"] == float(rows[0]["m_g"])
+    for s in run.summaries:
+        assert run.a_g(s["layer"], s["image"], s["seed"]).is_file() and run.shifted(s["image"], s["seed"]).is_file()
+
 
 @pytest.mark.parametrize("second", ["b/cat.png", "chelsea.png"], ids=["two-files", "file-named-like-a-sample"])
 def test_two_images_with_the_same_name_are_refused_not_merged(run_task, tmp_path, second):
