@@ -6,7 +6,7 @@ import torchvision
 from torch import nn
 
 from representation_probe import ConfigError
-from representation_probe.models import LayerEmbedder, layer_shapes, resolve_layers
+from representation_probe.models import FeatureExtractor, LayerEmbedder, layer_shapes, pool, resolve_layers
 from representation_probe.models.families.resnet import ALIASES as RESNET_ALIASES
 
 from .conftest import build_model
@@ -181,3 +181,38 @@ def test_timm_model_runs_at_the_configured_image_size():
         tokens = LayerEmbedder(backbone, ["blocks.0"])(torch.rand(1, 3, 32, 32), "blocks.0")
     patches = (32 // net.patch_embed.patch_size[0]) ** 2
     assert tokens.shape == (1, net.num_prefix_tokens + patches, net.embed_dim)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny"])
+def test_one_forward_returns_every_probe_point_as_the_embedder_does(name):
+    backbone = build_model(name, 32)
+    layers = list(backbone.probe_points)
+    features = FeatureExtractor(backbone, layers)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        outputs = features(x)
+        embedder = LayerEmbedder(backbone, layers)
+        assert list(outputs) == layers
+        for layer in layers:
+            assert_same_values(outputs[layer], embedder(x, layer))
+
+
+def test_feature_extraction_is_truncated_after_the_deepest_layer():
+    backbone = build_model("resnet18", SIZE)
+    names = {name for name, _ in FeatureExtractor(backbone, ["conv1", "conv3"]).named_modules()}
+    assert any(name.startswith("extractor.layer2") for name in names)
+    assert not any(name.startswith(("extractor.layer3", "extractor.layer4", "extractor.fc")) for name in names)
+
+
+def test_pooling_of_maps_tokens_and_vectors():
+    maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float).view(2, 3, 2, 2)
+    torch.testing.assert_close(pool(maps), maps.mean(dim=(2, 3)))
+    assert pool(maps, "flatten").shape == (2, 12)
+    tokens = torch.randn(2, 5, 4)
+    torch.testing.assert_close(pool(tokens, "mean", prefix_tokens=1), tokens[:, 1:].mean(dim=1))
+    torch.testing.assert_close(pool(tokens, "cls", prefix_tokens=1), tokens[:, 0])
+    with pytest.raises(ConfigError, match="class token"):
+        pool(tokens, "cls", prefix_tokens=0)
+    with pytest.raises(ConfigError, match="spatial map"):
+        pool(maps, "cls")
+    assert build_model("vit_tiny", 32).prefix_tokens == 1 and build_model("resnet18", 32).prefix_tokens == 0

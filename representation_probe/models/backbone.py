@@ -39,6 +39,10 @@ class Backbone:
         return self.family.default_layer(self.net)
 
     @property
+    def prefix_tokens(self) -> int:
+        return self.family.prefix_tokens(self.net)
+
+    @property
     def details(self) -> dict:
         return self.family.details(self.net)
 

@@ -46,6 +46,10 @@ class Family:
         points = self.probe_points(net)
         return points[-1] if points else None
 
+    def prefix_tokens(self, net: nn.Module) -> int:
+        """Class/register tokens before the patch tokens in a token-sequence layer (0: none)."""
+        return 0
+
     def details(self, net: nn.Module) -> dict:
         """Architecture facts worth a column in summary.json (an MLP's widths)."""
         return {}

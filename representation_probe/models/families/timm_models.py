@@ -37,6 +37,9 @@ class Timm(Family):
     def probe_points(self, net: nn.Module) -> list[str]:
         return [info["module"] for info in getattr(net, "feature_info", [])]
 
+    def prefix_tokens(self, net: nn.Module) -> int:
+        return getattr(net, "num_prefix_tokens", 0)  # class and register tokens of timm's ViTs
+
     def graph_functions(self):
         from timm.models import create_feature_extractor, get_graph_node_names
 

@@ -39,3 +39,6 @@ class ViT(Family):
 
     def probe_points(self, net: VisionTransformer) -> list[str]:
         return list(self.aliases(net))
+
+    def prefix_tokens(self, net: VisionTransformer) -> int:
+        return 1  # the class token
