@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from representation_probe.data import image_name, load_target
+from representation_probe.data import load_targets
 from representation_probe.errors import ConfigError
-from representation_probe.inversion import InversionModule, Sample
+from representation_probe.inversion import InversionModule
+from representation_probe.inversion.fit import fit_inversion
 from representation_probe.loggers import build_loggers
-from representation_probe.models import LayerEmbedder
 from representation_probe.rundir import RunDir, write_png
 from representation_probe.validation import as_list, positive_int
 
@@ -34,27 +32,10 @@ def run(cfg: DictConfig) -> float:
         if backbone.default_layer is None:
             raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
         cfg.layer = backbone.default_layer  # config.yaml records the layer actually inverted
-    images = as_list(cfg.image)
-    names = [image_name(image) for image in images]
-    if len(set(names)) < len(names):
-        raise ConfigError(f"two images share a name ({', '.join(names)}): rename one file, since names "
-                          "label the results and a file named like a sample would shadow it")
-    targets = {name: load_target(image, cfg.model.image_size) for name, image in zip(names, images)}
-    samples = [Sample(layer, name, int(seed)) for layer in as_list(cfg.layer) for name in targets
-               for seed in as_list(cfg.seed)]
-
-    build_module = instantiate(inv, _partial_=True)  # call-time objects stay untouched
-    module = build_module(embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
-                          targets=torch.stack([targets[s.image] for s in samples]), samples=samples)
-    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *map(str, as_list(cfg.layer))])
-    trainer = instantiate(cfg.trainer, max_epochs=1, logger=loggers or False, enable_checkpointing=False,
-                          enable_model_summary=False, num_sanity_val_steps=0)
-    start = time.perf_counter()
-    trainer.fit(module)
-    seconds = time.perf_counter() - start
-
-    results = [backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
-               for r in module.results()]
+    targets = load_targets(as_list(cfg.image), cfg.model.image_size)
+    layers = as_list(cfg.layer)
+    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *map(str, layers)])
+    module, results, seconds = fit_inversion(inv, cfg.trainer, backbone, layers, targets, as_list(cfg.seed), loggers)
     _write(run_dir, cfg, module, results, targets, seconds)
     if module.diverged_at is not None:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {module.diverged_at}; what was "

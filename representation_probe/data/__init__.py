@@ -2,7 +2,7 @@
 
 from representation_probe.data.folder import FolderDataModule, PatchDataModule
 from representation_probe.data.noise import NoiseDataModule, NoiseDataset
-from representation_probe.data.targets import SAMPLES, image_name, load_target
+from representation_probe.data.targets import SAMPLES, image_name, load_target, load_targets
 
 __all__ = ["FolderDataModule", "NoiseDataModule", "NoiseDataset", "PatchDataModule", "SAMPLES", "image_name",
-           "load_target"]
+           "load_target", "load_targets"]
