@@ -47,6 +47,7 @@ class RunDir:
     images = property(lambda self: self.path / "images")
     trained_kernels = property(lambda self: self.images / "conv1_kernels.png")  # a training run's first layer
     a_pp_median = property(lambda self: self.images / "a_pp_median.png")  # the median inverted noisy output
+    decoders = property(lambda self: self.path / "decoders.ckpt")  # the best decoders, for reuse
 
     def figure(self, name: str) -> Path:
         """A study's figure at the top of the run directory (kernels, spectra, noise_histogram, ...)."""
@@ -70,6 +71,10 @@ class RunDir:
     def a_g(self, layer: str, image: str, seed: int) -> Path:
         """The generated input of one inversion sample."""
         return self.images / f"a_g_{layer}_{image}_seed{seed}.png"
+
+    def decoded(self, layer: str, image: str, chained: bool = False) -> Path:
+        """A decoder's reconstruction of one evaluation image from one layer (its chain's, if chained)."""
+        return self.images / f"decoded_{'chained_' if chained else ''}{layer}_{image}.png"
 
     def exact(self, precision: str) -> Path:
         """An exact MLP inversion's reconstruction in one precision."""
@@ -125,8 +130,8 @@ def _finite(obj):
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    if rows:  # every key of any row is a column; a row without one leaves it empty
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
     write_atomic(path, buffer.getvalue().encode())
@@ -141,7 +146,7 @@ def write_png(path: Path, image: torch.Tensor) -> None:
 
 
 # ---- reading runs back -----------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)  # one record per directory: hashable, compared by identity
 class Run(RunDir):
     """One run directory as recorded: what it was asked (config), what it measured, or how it failed."""
 

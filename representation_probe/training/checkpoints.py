@@ -12,8 +12,10 @@ from representation_probe.rundir import RunDir
 
 
 def build_callbacks(conf: DictConfig, run_dir: RunDir) -> list:
-    """The `callbacks` group's entries; a `dirpath: null` (the checkpoints) becomes <run dir>/checkpoints."""
-    return [instantiate(entry, **({"dirpath": str(run_dir.checkpoints)} if entry.get("dirpath", 0) is None else {}))
+    """The `callbacks` group's entries, with the run's places filled in where they say null:
+    `dirpath` (checkpoints) becomes <run dir>/checkpoints and `run_dir` the run directory."""
+    places = {"dirpath": str(run_dir.checkpoints), "run_dir": str(run_dir.path)}
+    return [instantiate(entry, **{key: value for key, value in places.items() if entry.get(key, 0) is None})
             for entry in conf.values()]
 
 
