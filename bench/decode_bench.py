@@ -75,7 +75,8 @@ def main() -> None:
     for repeat in range(args.repeats):
         times["ours"].append(ours(decoders(args.model, args.size), ready))
         times["plain loop"].append(plain(decoders(args.model, args.size), ready))
-        times["one run per layer"].append(sum(ours(decoders(args.model, args.size, [layer]), ready) for layer in layers))
+        per_layer = [ours(decoders(args.model, args.size, [layer]), ready) for layer in layers]
+        times["one run per layer"].append(sum(per_layer))
         print(f"repeat {repeat + 1}: " + ", ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items()))
     median = {name: statistics.median(t) for name, t in times.items()}
     print("\n| training, all probe points | median s | images/s |\n|---|---|---|")

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from representation_probe.data import load_targets
 from representation_probe.decoders import MODES, DecoderModule, evaluate
+from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.fit import fit_inversion
 from representation_probe.loggers import build_loggers
@@ -26,6 +27,7 @@ from representation_probe.training.checkpoints import build_callbacks, resume_pa
 from representation_probe.validation import as_list
 
 log = logging.getLogger(__name__)
+INVERSION_KEYS = ("psnr", "ssim", "m_i", "m_g_over_m_s", "seconds")  # beside the decoder's, as inversion_<key>
 
 
 def run(cfg: DictConfig) -> float:
@@ -76,14 +78,22 @@ def run(cfg: DictConfig) -> float:
         row["colour_kept"] = sum(kept) / len(kept) if kept else None
     rows += _image_rows(cfg, module, backbone, targets, inverted, common, run_dir)
     _write(run_dir, cfg, module, rows, cross, colour_rows, colour_examples)
-    for logger in loggers:
-        logger.log_metrics({f"decode/{key}/{r['layer']}": r[key] for r in rows if r["image"] == "held-out"
-                            for key in ("psnr", "ssim", "mse")})
-    psnrs = [r["psnr"] for r in rows if r["image"] == "held-out"]
+    _log(loggers, rows, module.layers, list(targets), run_dir)
+    held_rows = [r for r in rows if r["image"] == HELD_OUT]
     log.info("held-out PSNR per layer: %s (mean image: %.1f dB)",
-             ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in rows if r["image"] == "held-out"),
-             rows[0]["baseline_psnr"])
-    return sum(psnrs) / len(psnrs)
+             ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in held_rows), held_rows[0]["baseline_psnr"])
+    return sum(r["psnr"] for r in held_rows) / len(held_rows)
+
+
+def _log(loggers: list, rows: list[dict], layers: list[str], images: list[str], run_dir: RunDir) -> None:
+    """Held-out scores per layer, and each evaluation image's reconstructions, to the loggers."""
+    for logger in loggers:
+        logger.log_metrics({f"decode/{key}/{r['layer']}": r[key] for r in rows if r["image"] == HELD_OUT
+                            for key in ("psnr", "ssim", "mse")})
+        if hasattr(logger, "log_image"):
+            for image in images:
+                logger.log_image(f"decode/{image}", [str(run_dir.decoded(layer, image)) for layer in layers],
+                                 caption=layers)
 
 
 def _inversion_run(setting) -> dict | None:
@@ -116,7 +126,7 @@ def _held_out_rows(module: DecoderModule, held: DataLoader, train: DataLoader, b
     scores = evaluate.held_out(module, held)
     chained = evaluate.held_out(module, held, chained=True) if module.mode == "chained" else {}
     baseline = evaluate.mean_image_psnr(train, held)
-    return [common | dict(layer=layer, relative_depth=backbone.probe_points.get(layer), image="held-out",
+    return [common | dict(layer=layer, relative_depth=backbone.probe_points.get(layer), image=HELD_OUT,
                           images=len(held.dataset), **scores[layer], baseline_psnr=baseline,
                           **{f"chained_{key}": value for key, value in chained.get(layer, {}).items()})
             for layer in module.layers]
@@ -150,10 +160,10 @@ def _image_rows(cfg: DictConfig, module: DecoderModule, backbone, targets: dict,
                 row |= {f"chained_{key}": values[i] for key, values in by_image[True].items()}
             if inverted and (layer, name) in inverted:
                 found = inverted[(layer, name)]
-                row |= {f"inversion_{key}": found.get(key) for key in ("psnr", "ssim", "m_i", "m_g_over_m_s", "seconds")}
-                if "run" in found and found["run"].a_g(layer, name, found["seed"]).is_file():  # beside ours
-                    write_atomic(run_dir.a_g(layer, name, found["seed"]),
-                                 found["run"].a_g(layer, name, found["seed"]).read_bytes())
+                row |= {f"inversion_{key}": found.get(key) for key in INVERSION_KEYS}
+                elsewhere = found["run"].a_g(layer, name, found["seed"]) if "run" in found else None
+                if elsewhere and elsewhere.is_file():  # a_g of an existing run, beside our reconstructions
+                    write_atomic(run_dir.a_g(layer, name, found["seed"]), elsewhere.read_bytes())
             rows.append(row)
             for chained, recon in recons.items():
                 write_png(run_dir.decoded(layer, name, chained), recon[layer][i])

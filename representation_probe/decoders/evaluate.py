@@ -12,14 +12,14 @@ from representation_probe import metrics
 from representation_probe.decoders import colour
 from representation_probe.decoders.module import DecoderModule
 
-SCORES = ("mse", "psnr", "ssim", "m_i")
+HELD_OUT = "held-out"  # summary rows of the held-out split carry this in place of an image name
 
 
 def scores(reconstructions: torch.Tensor, images: torch.Tensor) -> dict[str, list[float]]:
     """Per image: MSE, PSNR and SSIM (clipped to [0, 1]) and m_i = ||reconstruction - a||."""
     mse = (reconstructions - images).pow(2).flatten(1).mean(dim=1)
-    return dict(mse=mse.tolist(), psnr=metrics.psnr(reconstructions, images), ssim=metrics.ssim(reconstructions, images),
-                m_i=metrics.distance(reconstructions, images).tolist())
+    return dict(mse=mse.tolist(), psnr=metrics.psnr(reconstructions, images),
+                ssim=metrics.ssim(reconstructions, images), m_i=metrics.distance(reconstructions, images).tolist())
 
 
 def held_out(module: DecoderModule, loader: DataLoader, chained: bool = False) -> dict[str, dict[str, float]]:

@@ -15,7 +15,8 @@ def sections(runs: list[Run], page: Page) -> str:
     if not samples:
         return ""
     return "".join([
-        section("Distances along the run (m_g, m_i vs step)", page.figure("distances.png", plots.distances(inversions))),
+        section("Distances along the run (m_g, m_i vs step)",
+                page.figure("distances.png", plots.distances(inversions))),
         section("m_i against m_g", page.figure("mg_vs_mi.png", plots.mg_vs_mi(inversions))),
         section("m_g / m_s per layer (below 1: a_g is closer in embedding space than a')",
                 page.figure("mg_over_ms.png", plots.ratio(samples))),
