@@ -9,13 +9,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from representation_probe import metrics
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.loggers import build_loggers
 from representation_probe.models import LayerEmbedder
 from representation_probe.rundir import RunDir, write_png
-from representation_probe.validation import as_list, positive_int
+from representation_probe.validation import as_list, integer, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,10 @@ def run(cfg: DictConfig) -> float:
     """Invert every (layer, image, seed) as one batch; returns the mean final m_g."""
     run_dir = RunDir.current()
     inv = cfg.inversion
-    positive_int("inversion.steps", inv.steps)
-    positive_int("inversion.record_every", inv.record_every)
-    positive_int("model.image_size", cfg.model.image_size)
-    if inv.steps_per_batch is not None:  # null: timed
-        positive_int("inversion.steps_per_batch", inv.steps_per_batch)
+    seeds = [integer("seed", seed) for seed in as_list(cfg.seed)]
+    if positive_int("model.image_size", cfg.model.image_size) < metrics.MIN_SSIM_SIZE:
+        raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
+                          f"takes an 11-pixel window), got {cfg.model.image_size}")
     backbone = instantiate(cfg.model)
     if cfg.layer is None:  # the family's default: conv4 for ResNets, the last block of a ViT, an MLP's output
         if backbone.default_layer is None:
@@ -40,8 +40,7 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"two images share a name ({', '.join(names)}): rename one file, since names "
                           "label the results and a file named like a sample would shadow it")
     targets = {name: load_target(image, cfg.model.image_size) for name, image in zip(names, images)}
-    samples = [Sample(layer, name, int(seed)) for layer in as_list(cfg.layer) for name in targets
-               for seed in as_list(cfg.seed)]
+    samples = [Sample(layer, name, seed) for layer in as_list(cfg.layer) for name in targets for seed in seeds]
 
     build_module = instantiate(inv, _partial_=True)  # call-time objects stay untouched
     module = build_module(embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
@@ -60,6 +59,8 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {module.diverged_at}; what was "
                           f"measured is in {run_dir.path}; try a smaller inversion.lr (now {inv.lr})")
     for r in results:
+        for warning in r["warnings"]:
+            log.warning("%s %s seed %d: %s", r["layer"], r["image"], r["seed"], warning)
         log.info("%s %s seed %d: m_g/m_s %.3g  m_i %.3g (m_i_ref %.3g)  PSNR %.1f",
                  r["layer"], r["image"], r["seed"], r["m_g_over_m_s"], r["m_i"], r["m_i_ref"], r["psnr"])
     return sum(r["m_g"] for r in results) / len(results)
