@@ -97,8 +97,11 @@ class RunDir:
         """The rows of metrics.csv, numbers as floats; none when there is no file."""
         if not self.metrics_file.is_file():
             return []
-        with self.metrics_file.open() as file:
-            return [_numbers(row) for row in csv.DictReader(file)]
+        try:
+            with self.metrics_file.open() as file:
+                return [_numbers(row) for row in csv.DictReader(file)]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{self.metrics_file}: unreadable ({type(err).__name__}: {err})") from None
 
     def clear_failure(self) -> None:
         """A new attempt in the same directory: an earlier attempt's failure no longer stands."""
@@ -208,6 +211,7 @@ class Run(RunDir):
     metrics: list[dict] = field(default_factory=list)  # rows of metrics.csv
     failure: str | None = None  # the error line of a failed job
     overrides: list[str] = field(default_factory=list)
+    broken: str | None = None  # which of its files could not be read, and why
 
     @property
     def command(self) -> str | None:
@@ -215,7 +219,7 @@ class Run(RunDir):
 
     @property
     def status(self) -> str:
-        return "failed" if self.failure else "done" if self.summaries else "incomplete"
+        return "broken" if self.broken else "failed" if self.failure else "done" if self.summaries else "incomplete"
 
 
 def find_runs(roots: list[Path]) -> list[Run]:
@@ -237,21 +241,38 @@ def _is_run(run: RunDir) -> bool:
 
 
 def read_run(path: Path) -> Run:
+    """A run directory's records; a file that does not parse marks the run broken instead of failing."""
     run = Run(Path(path))
     config = run.config_file if run.config_file.is_file() else run.path / ".hydra" / "config.yaml"
-    run.config = (yaml.safe_load(config.read_text()) if config.is_file() else None) or {}
     overrides = run.path / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        run.overrides = yaml.safe_load(overrides.read_text()) or []
-    if run.summary_file.is_file():
-        summary = json.loads(run.summary_file.read_text())
-        run.summaries = summary if isinstance(summary, list) else [summary]
-    if run.failure_file.is_file():
-        failure = json.loads(run.failure_file.read_text())
-        run.failure = failure.get("error", "?")
-        run.overrides = failure.get("overrides", run.overrides)
-    run.metrics = run.read_metrics()
+    try:
+        run.config = _parsed(config, yaml.safe_load, dict) or {}
+        run.overrides = _parsed(overrides, yaml.safe_load, list) or []
+        summary = _parsed(run.summary_file, json.loads, (dict, list))
+        run.summaries = [] if summary is None else summary if isinstance(summary, list) else [summary]
+        if not all(isinstance(s, dict) and "command" in s for s in run.summaries):
+            raise ValueError(f"{run.summary_file}: not a summary (objects with a 'command')")
+        failure = _parsed(run.failure_file, json.loads, dict)
+        if failure is not None:
+            run.failure = failure.get("error", "?")
+            run.overrides = failure.get("overrides", run.overrides)
+        run.metrics = run.read_metrics()
+    except (OSError, ValueError) as err:
+        run.summaries, run.broken = [], str(err).splitlines()[0]
     return run
+
+
+def _parsed(path: Path, parse, kind):
+    """The parsed file, None when absent; a ValueError naming the file when it does not parse as `kind`."""
+    if not path.is_file():
+        return None
+    try:
+        value = parse(path.read_text())
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{path}: unexpected content (a {type(value).__name__})")
+    return value
 
 
 def _numbers(row: dict) -> dict:

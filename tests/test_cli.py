@@ -105,6 +105,18 @@ BAD_INPUTS = {  # overrides -> what the one error line must mention
     "zero-image-size": (["model.image_size=0"], ["image_size"]),
     "negative-image-size": (["model.image_size=-8"], ["image_size"]),
     "unknown-normalize": (["model.normalize=cifar"], ["cifar", "imagenet"]),
+    # issue 10: each of these ran silently wrong or crashed with a traceback
+    "unknown-loss": (["inversion.loss=foo"], ["inversion.loss", "l1, l2", "'foo'"]),
+    "negative-lr": (["inversion.lr=-1"], ["inversion.lr", "positive", "-1"]),
+    "text-lr": (["inversion.lr=abc"], ["inversion.lr", "'abc'"]),
+    "lr-schedule-of-three": (["inversion.lr=[1,2,3]"], ["inversion.lr", "[start, end]"]),
+    "text-seed": (["seed=abc"], ["seed", "integer", "'abc'"]),
+    "fractional-seed": (["seed=1.5"], ["seed", "integer", "1.5"]),
+    "image-below-ssim-window": (["model.image_size=5"], ["model.image_size", "at least 6", "5"]),
+    "vit-size-off-its-patches": (["model=vit_b_16", "model.image_size=40"], ["model.image_size", "multiple of 16"]),
+    "timm-similar-names": (["model=timm", "model.name=resnet_18"], ["resnet_18", "resnet18"]),
+    "zero-shift": (["inversion.shift_std=0"], ["inversion.shift_std", "positive"]),
+    "clamp-not-a-bool": (["inversion.clamp=maybe"], ["inversion.clamp", "true or false"]),
 }
 
 

@@ -14,7 +14,7 @@ from representation_probe.loggers import build_loggers
 from representation_probe.models.weights import mismatch
 from representation_probe.reporting import kernel_panels
 from representation_probe.rundir import RunDir, write_atomic
-from representation_probe.training.checkpoints import Resume, build_callbacks, remove_stale_files, resume_path
+from representation_probe.training.checkpoints import Resume, build_callbacks, remove_untracked, resume_path
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.validation import integer, positive_int
 
@@ -35,7 +35,8 @@ def run(cfg: DictConfig) -> float:
                          normalize=backbone.normalize)
     if resume.checkpoint is not None:
         _check_fits(resume, module, cfg, run_dir)
-        remove_stale_files(resume, run_dir)
+        if resume.path.parent == run_dir.checkpoints:  # one of its own: the states know its files
+            remove_untracked(run_dir, list(resume.checkpoint.get("callbacks", {}).values()), keep=resume.path)
         resume.checkpoint = None  # Lightning loads it again; do not hold it twice
     run_dir.write_config(cfg)  # now: a killed run keeps it, and a resumed one is checked against it
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
@@ -44,6 +45,7 @@ def run(cfg: DictConfig) -> float:
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path)
     seconds = time.perf_counter() - start
+    remove_untracked(run_dir, [callback.state_dict() for callback in trainer.checkpoint_callbacks])
 
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback

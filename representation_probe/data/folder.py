@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
 from PIL import Image
+from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from representation_probe.data.base import TrainValDataModule

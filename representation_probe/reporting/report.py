@@ -150,7 +150,7 @@ def _training_table(runs: list[Run], out: Path) -> str:
 
 
 def _failure_table(runs: list[Run], out: Path) -> str:
-    rows = [[_rel(r.path, out), r.status, " ".join(map(str, r.overrides)), r.failure or "no summary.json"]
+    rows = [[_rel(r.path, out), r.status, " ".join(map(str, r.overrides)), r.broken or r.failure or "no summary.json"]
             for r in runs]
     return _table(["run", "status", "overrides", "error"], rows, text_columns=4, row_class=lambda i: "failed")
 

@@ -36,21 +36,23 @@ class DurableCheckpointIO(TorchCheckpointIO):
 
 
 @rank_zero_only
-def remove_stale_files(resume: Resume, run_dir: RunDir) -> list[Path]:
-    """Before a run resumes from one of its own checkpoints, delete what the restored state does not
-    know: a best-epoch file saved just before a kill (with the epochs after the checkpoint, it is
-    trained and written again) and the temp files of killed writes. Returns what it deleted."""
-    if resume.path is None or resume.path.parent != run_dir.checkpoints:
-        return []
-    states = resume.checkpoint.get("callbacks", {}).values()
-    tracked = {Path(path).name for state in states if isinstance(state, dict) for key in TRACKED
-               for path in _paths(state.get(key))} | {resume.path.name}
-    stale = [path for path in run_dir.checkpoints.glob("*.ckpt") if path.name not in tracked]
+def remove_untracked(run_dir: RunDir, states: list[dict], keep: Path | None = None) -> list[Path]:
+    """Delete the checkpoints in <run dir>/checkpoints that no ModelCheckpoint state tracks, and the
+    temp files of killed writes; returns them.
+
+    Called with the states in the checkpoint a run resumes from (a best-epoch file saved just before
+    a kill: the epochs after that checkpoint are trained and written again), and with the live
+    states when training ends (the file a run resumed from, which Lightning never deletes).
+    """
+    if not any(Path(state.get("dirpath") or "") == run_dir.checkpoints for state in states):
+        return []  # the checkpoints are written elsewhere: nothing here is theirs to judge
+    tracked = {Path(path).name for state in states for key in TRACKED for path in _paths(state.get(key))}
+    stale = [path for path in run_dir.checkpoints.glob("*.ckpt") if path.name not in tracked and path != keep]
     for path in stale:
         path.unlink(missing_ok=True)
     stale += remove_temp_files(run_dir.checkpoints)
     for path in stale:
-        log.info("removed %s: written after %s, which the run resumes from", path, resume.path.name)
+        log.info("removed %s: no checkpoint state tracks it (left by an interrupted attempt)", path)
     return stale
 
 
@@ -101,11 +103,24 @@ def resume_path(ckpt_path: str | None, run_dir: RunDir) -> Resume:
             resume.path, resume.checkpoint = path, checkpoint
             break
         resume.unreadable[str(path)] = error
-        log.warning("checkpoint %s is unreadable (%s), probably cut short by a kill: passed over", path, error)
+        log.warning("checkpoint %s is unreadable (%s), probably cut short by a kill: passed over and moved "
+                    "aside to %s%s", path, error, path.name, UNREADABLE)
+        _move_aside(path)
     if resume.unreadable:
         log.warning("resuming from %s" % resume.path if resume.path else
                     "no checkpoint in %s loads: training starts afresh" % run_dir.checkpoints)
     return resume
+
+
+UNREADABLE = ".unreadable"  # suffix of a checkpoint moved aside: kept, but no longer in a new file's way
+
+
+@rank_zero_only
+def _move_aside(path: Path) -> None:
+    try:
+        path.replace(path.with_name(path.name + UNREADABLE))
+    except FileNotFoundError:  # another rank was first
+        pass
 
 
 def _load(path: Path) -> tuple[dict | None, str]:
