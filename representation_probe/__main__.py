@@ -47,8 +47,8 @@ def main() -> None:
         from representation_probe.commands import failed_jobs, user_error
 
         if getattr(err, "sweep_dir", None):  # a multirun job failed; Hydra re-raised the first failure
-            jobs = failed_jobs(Path(err.sweep_dir), since=started)
-            fail(f"{len(jobs)} job(s) of the multirun in {err.sweep_dir} failed:\n"
+            jobs, ran = failed_jobs(Path(err.sweep_dir), since=started)
+            fail(f"{len(jobs)} of {ran} jobs of the multirun in {err.sweep_dir} failed:\n"
                  + "\n".join(f"  {job}: {line}" for job, line in jobs), code=2 if user_error(err) else 1)
         line = user_error(err)
         if line is None:

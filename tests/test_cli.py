@@ -74,8 +74,12 @@ def test_a_failed_multirun_job_spares_the_others(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli("invert", "-m", *TINY, "layer=conv9,conv1", "inversion.steps=3", "logger=csv",
                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "error: unknown layer 'conv9' for resnet18; did you mean conv5" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # Hydra re-raised the first failure
+    conv9 = "unknown layer 'conv9' for resnet18; did you mean conv5"
+    lines = error_lines(result.stderr)
+    assert lines[0].startswith(f"error: {conv9}")  # as the job failed, then the summary at the end:
+    assert lines[-2:-1] == [f"error: 1 of 2 jobs of the multirun in {sweep} failed:"]
+    assert lines[-1].startswith(f"  {sweep / '0'}: {conv9}")
     assert json.loads((sweep / "1" / "summary.json").read_text())["layer"] == "conv1"
 
 

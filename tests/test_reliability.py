@@ -163,6 +163,13 @@ def test_bad_training_input_is_one_line_before_any_work(name, run_main, tmp_path
     assert not (result.run_dir / "checkpoints").exists()
 
 
+def test_a_training_summary_names_only_checkpoints_that_exist(run_task):
+    _, run_dir = run_task("train", [*TRAIN_NOISE, "trainer.max_epochs=1", "~callbacks"])  # Lightning's own
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["checkpoint"] is None  # no last.ckpt: Lightning's default callback writes epoch=0-step=2.ckpt
+    assert Path(summary["best_checkpoint"]).is_file()
+
+
 def corrupt_image(folder: Path) -> Path:
     bad = folder / "green" / "3.png"
     data = bad.read_bytes()
@@ -170,14 +177,16 @@ def corrupt_image(folder: Path) -> Path:
     return bad
 
 
-def test_an_unreadable_image_in_a_worker_is_named(run_main, tmp_path):
+def test_an_unreadable_image_in_a_worker_is_named_on_stderr_in_the_log_and_in_failure_json(run_cli, tmp_path):
     write_folder(tmp_path / "images", per_class=4)
     bad = corrupt_image(tmp_path / "images")
-    result = run_main("train", [*TRAIN, "dataset=folder", f"dataset.root={tmp_path / 'images'}", "dataset.workers=2",
-                                "dataset.image_size=16", "dataset.batch_size=4", "trainer.max_epochs=1"])
+    run_dir = tmp_path / "run"
+    result = run_cli("train", *TRAIN, "dataset=folder", f"dataset.root={tmp_path / 'images'}", "dataset.workers=2",
+                     "dataset.image_size=16", "dataset.batch_size=4", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
     line = one_error_line(result)
     assert line.startswith(f"cannot read image {bad} (") and "dataset.skip_bad=true" in line
-    assert json.loads((result.run_dir / "failure.json").read_text())["error"] == line
+    assert json.loads((run_dir / "failure.json").read_text())["error"] == line
+    assert f"error: {line}" in (run_dir / "train.log").read_text()
 
 
 def test_skip_bad_skips_and_counts_unreadable_images(run_task, tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from representation_probe.rundir import TEMP_SUFFIX, remove_temp_files
+from representation_probe.rundir import TEMP_SUFFIX, RunDir, remove_temp_files
 from representation_probe.training.checkpoints import DurableCheckpointIO
 
 from .conftest import cli, cli_command, cli_env
@@ -61,6 +61,8 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(data, run_t
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (straight / "metrics.csv").read_text() == (resumed / "metrics.csv").read_text()
+    rows = RunDir(resumed).read_metrics()  # the curves, with logger=csv too (no logger at all)
+    assert [row["epoch"] for row in rows] == [0, 1, 2] and all({"train/acc", "val/acc"} <= set(row) for row in rows)
     assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == sorted(
         p.name for p in (straight / "checkpoints").iterdir())
 

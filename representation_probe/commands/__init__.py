@@ -106,8 +106,10 @@ def _log_to_files(message: str, *args, exc_info: bool = False) -> None:
             handler.handle(record)
 
 
-def failed_jobs(sweep_dir: Path, since: float) -> list[tuple[str, str]]:
-    """(job directory, error line) of each job under `sweep_dir` that failed after `since` (a timestamp)."""
-    runs = find_runs([sweep_dir]) if sweep_dir.is_dir() else []
-    return [(str(run.path), run.failure) for run in runs
-            if run.failure and run.failure_file.is_file() and run.failure_file.stat().st_mtime >= since]
+def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[tuple[str, str]], int]:
+    """(job directory, error line) of each job under `sweep_dir` that failed after `since` (a timestamp),
+    and how many jobs ran since then."""
+    runs = [run for run in (find_runs([sweep_dir]) if sweep_dir.is_dir() else [])
+            if (run.path / ".hydra").is_dir() and (run.path / ".hydra").stat().st_mtime >= since]
+    failed = [(str(run.path), run.failure) for run in runs if run.failure]
+    return failed, len(runs)
