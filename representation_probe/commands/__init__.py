@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException
+from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -74,16 +74,20 @@ def user_error(err: BaseException) -> str | None:
             return str(cause)
     for cause in chain:
         if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
-            return f"cannot write {cause.filename or 'a file'}: {cause.strerror}"
+            verb = "access" if cause.errno in (errno.EACCES, errno.EPERM) else "write"
+            return f"cannot {verb} {cause.filename or 'a file'}: {cause.strerror}"
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:  # model=resnet99
         group, _, name = err.missing_cfg_file.rpartition("/")
         options = err.options or sorted(p.stem for p in (CONF / group).glob("*.yaml"))
         return f"unknown {group} '{name}'; allowed: {', '.join(options)}"
+    if isinstance(err, OverrideParseException):  # seed=[1,
+        return f"cannot parse the override {err.override!r}: {str(err).splitlines()[0]} (Hydra's override grammar)"
     if isinstance(err, InstantiationException) and not isinstance(err.__cause__, (TypeError, ImportError)):
         return None  # an exception inside a constructor: a bug, unless it was a ConfigError (above)
     if isinstance(err, CompactHydraException):  # a bad override or config: Hydra's lines, as one
         lines = [line.strip() for text in (str(err), str(err.__cause__ or "")) for line in text.splitlines()]
-        return "; ".join(line for line in lines if line and not line.startswith(HYDRA_NOISE))
+        lines = [line for line in lines if line and not line.startswith(HYDRA_NOISE)]
+        return " ".join(line if line[-1] in ".:;?!" else f"{line}." for line in lines)
     return None
 
 

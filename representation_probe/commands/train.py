@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         write_atomic(run_dir.trained_kernels, kernel_panels({f"{cfg.model.name} trained": module.net}))
         last = run_dir.last_checkpoint
-        skipped = set(run_dir.skipped_files.read_text().split("\n")) - {""} if run_dir.skipped_files.is_file() else ()
+        skipped = set(run_dir.skipped_files.read_text().splitlines()) if run_dir.skipped_files.is_file() else set()
         run_dir.write_summary(dict(
             command="train", model=cfg.model.name, weights=str(cfg.model.weights), dataset=cfg.dataset._target_,
             seed=seed, val_acc=val_acc, train_acc=metrics.get("train/acc"), epochs=trainer.current_epoch,
