@@ -3,14 +3,23 @@
 The commands are the entry configs in conf/. The command word becomes `--config-name=<command>` in
 place, so sys.argv stays whole for Lightning's DDP re-launch of ranks (which re-runs
 `python -m representation_probe <argv[1:]>`).
+
+What goes wrong reaches the user here as one `error:` line and exit code 2 when it is the user's to
+fix (a bad override, an unknown config, an unwritable directory, failed jobs of a multirun); a bug
+keeps its traceback and exit code 1.
 """
 
+import os
+import re
 import sys
+import time
 from pathlib import Path
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 COMMANDS = sorted(path.stem for path in CONF.glob("*.yaml"))
 USAGE = f"usage: python -m representation_probe <command> [hydra overrides]\ncommands: {', '.join(COMMANDS)}"
+OVERRIDE = re.compile(r"[+~]{0,2}[\w.@/-]*[\w@]=")  # key=value, +key=value, group/option=value
+REPORT_USAGE = "report takes run or multirun directories: python -m representation_probe report <dir> [<dir> ...]"
 
 
 def main() -> None:
@@ -20,20 +29,53 @@ def main() -> None:
         sys.exit(0)
     if command in COMMANDS:
         sys.argv[1] = f"--config-name={command}"
-        if command == "report":  # `report DIR [DIR ...]`: positional directories become runs=[...]
-            dirs = [arg for arg in sys.argv[2:] if "=" not in arg and not arg.startswith("-")]
-            if dirs:
-                rest = [arg for arg in sys.argv[2:] if arg not in dirs]
-                sys.argv[2:] = [f"runs=[{','.join(repr(d) for d in dirs)}]", *rest]
+        if command == "report":
+            report_arguments()
     elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
-        print(f"error: unknown command '{command}'\n{USAGE}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"unknown command '{command}'\n{USAGE}")
 
     import hydra  # imported only now: --help stays instant
 
     from representation_probe.commands import main as task
 
-    hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(task)()
+    # Hydra prints its own errors (search paths, stack traces) unless told to raise them to us.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    started = time.time()
+    try:
+        hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(task)()
+    except Exception as err:
+        from representation_probe.commands import failed_jobs, user_error
+
+        if getattr(err, "sweep_dir", None):  # a multirun job failed; Hydra re-raised the first failure
+            jobs, ran = failed_jobs(Path(err.sweep_dir), since=started)
+            fail(f"{len(jobs)} of {ran} jobs of the multirun in {err.sweep_dir} failed:\n"
+                 + "\n".join(f"  {job}: {line}" for job, line in jobs), code=2 if user_error(err) else 1)
+        line = user_error(err)
+        if line is None:
+            raise
+        fail(line)
+
+
+def report_arguments() -> None:
+    """`report DIR [DIR ...]`: the positional directories become runs=[...] (a path may contain '=',
+    as Hydra's job directories named by their overrides do)."""
+    args = sys.argv[2:]
+    dirs = [arg for arg in args if Path(arg).is_dir() or not (OVERRIDE.match(arg) or arg.startswith("-"))]
+    if dirs:
+        rest = [arg for arg in args if arg not in dirs]
+        sys.argv[2:] = [f"runs=[{','.join(_quoted(d) for d in dirs)}]", *rest]
+    elif not any(arg.startswith("runs=") for arg in args) and not any(arg.startswith("--") for arg in args):
+        fail(REPORT_USAGE)
+
+
+def _quoted(path: str) -> str:
+    """A path as a quoted string of Hydra's override grammar ('=', ',' and brackets are then plain)."""
+    return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+SSIM_WINDOW = 11  # torchmetrics' default Gaussian window, reflect-padded by 5 pixels
+MIN_SSIM_SIZE = SSIM_WINDOW // 2 + 1  # the smallest image side that padding allows
+
 
 def draws(seed: int, shape: torch.Size, init_mean: float = 0.7, init_std: float = 0.05,
           shift_std: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,5 +45,6 @@ def psnr(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
 def ssim(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Per-sample SSIM of images clipped to [0, 1] against targets in [0, 1]."""
     clipped = images.clamp(0, 1)
-    return [float(structural_similarity_index_measure(clipped[i : i + 1], targets[i : i + 1], data_range=1.0))
+    return [float(structural_similarity_index_measure(clipped[i : i + 1], targets[i : i + 1], data_range=1.0,
+                                                     kernel_size=SSIM_WINDOW))
             for i in range(len(images))]

@@ -5,14 +5,17 @@ No other module spells a run-directory file name: writers and readers both go th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 import yaml
@@ -44,6 +47,7 @@ class RunDir:
     failure_file = property(lambda self: self.path / "failure.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.ckpt")
+    skipped_files = property(lambda self: self.path / "skipped_files.txt")  # unreadable data files, one a line
     images = property(lambda self: self.path / "images")
     trained_kernels = property(lambda self: self.images / "conv1_kernels.png")  # a training run's first layer
     a_pp_median = property(lambda self: self.images / "a_pp_median.png")  # the median inverted noisy output
@@ -94,23 +98,79 @@ class RunDir:
     def write_failure(self, command: str, error: str, overrides: list[str]) -> None:
         write_json(self.failure_file, dict(command=command, error=error, overrides=overrides))
 
+    def read_metrics(self) -> list[dict]:
+        """The rows of metrics.csv, numbers as floats; none when there is no file."""
+        if not self.metrics_file.is_file():
+            return []
+        try:
+            with self.metrics_file.open() as file:
+                return [_numbers(row) for row in csv.DictReader(file)]
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f"{self.metrics_file}: unreadable ({type(err).__name__}: {err})") from None
+
     def clear_failure(self) -> None:
         """A new attempt in the same directory: an earlier attempt's failure no longer stands."""
         self.failure_file.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    """Write `data` to `path` so that it is whole or absent, also across a kill or a power cut."""
+    with durable_file(path) as file:
+        file.write(data)
+
+
+@contextlib.contextmanager
+def durable_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write that becomes `path` only once it is complete and on disk.
+
+    It is a temporary file beside `path` (same filesystem, so the rename is atomic: a temp file in
+    $TMPDIR would be copied across filesystems, and a kill during the copy leaves half a file), is
+    fsynced, then os.replace'd over `path`, and the directory entry is fsynced too. Readers see the
+    old file or the new one, never part of one; a kill leaves at most a stale temp file
+    (`TEMP_PATTERN`), which `remove_temp_files` clears.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; results are for everyone
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable; platforms without directory fds (Windows) skip it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+TEMP_SUFFIX = ".tmp"
+TEMP_PATTERN = f".*{TEMP_SUFFIX}"  # what durable_file leaves behind when killed mid-write
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Delete the temp files that killed writers left in `directory`; returns them.
+
+    Only call it when no writer is active in the directory (e.g. before training resumes).
+    """
+    stale = sorted(directory.glob(TEMP_PATTERN)) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: Path, obj) -> None:
@@ -156,6 +216,7 @@ class Run(RunDir):
     metrics: list[dict] = field(default_factory=list)  # rows of metrics.csv
     failure: str | None = None  # the error line of a failed job
     overrides: list[str] = field(default_factory=list)
+    broken: str | None = None  # which of its files could not be read, and why
 
     @property
     def command(self) -> str | None:
@@ -163,7 +224,7 @@ class Run(RunDir):
 
     @property
     def status(self) -> str:
-        return "failed" if self.failure else "done" if self.summaries else "incomplete"
+        return "broken" if self.broken else "failed" if self.failure else "done" if self.summaries else "incomplete"
 
 
 def find_runs(roots: list[Path]) -> list[Run]:
@@ -185,30 +246,49 @@ def _is_run(run: RunDir) -> bool:
 
 
 def read_run(path: Path) -> Run:
+    """A run directory's records; a file that does not parse marks the run broken instead of failing."""
     run = Run(Path(path))
     config = run.config_file if run.config_file.is_file() else run.path / ".hydra" / "config.yaml"
-    run.config = (yaml.safe_load(config.read_text()) if config.is_file() else None) or {}
     overrides = run.path / ".hydra" / "overrides.yaml"
-    if overrides.is_file():
-        run.overrides = yaml.safe_load(overrides.read_text()) or []
-    if run.summary_file.is_file():
-        summary = json.loads(run.summary_file.read_text())
-        run.summaries = summary if isinstance(summary, list) else [summary]
-    if run.failure_file.is_file():
-        failure = json.loads(run.failure_file.read_text())
-        run.failure = failure.get("error", "?")
-        run.overrides = failure.get("overrides", run.overrides)
-    if run.metrics_file.is_file():
-        with run.metrics_file.open() as file:
-            run.metrics = [_numbers(row) for row in csv.DictReader(file)]
+    try:
+        run.config = _parsed(config, yaml.safe_load, dict) or {}
+        run.overrides = _parsed(overrides, yaml.safe_load, list) or []
+        summary = _parsed(run.summary_file, json.loads, (dict, list))
+        run.summaries = [] if summary is None else summary if isinstance(summary, list) else [summary]
+        if not all(isinstance(s, dict) and "command" in s for s in run.summaries):
+            raise ValueError(f"{run.summary_file}: not a summary (objects with a 'command')")
+        failure = _parsed(run.failure_file, json.loads, dict)
+        if failure is not None:
+            run.failure = failure.get("error", "?")
+            run.overrides = failure.get("overrides", run.overrides)
+        run.metrics = run.read_metrics()
+    except (OSError, ValueError) as err:
+        run.summaries, run.broken = [], str(err).splitlines()[0]
     return run
 
 
+def _parsed(path: Path, parse, kind):
+    """The parsed file, None when absent; a ValueError naming the file when it does not parse as `kind`."""
+    if not path.is_file():
+        return None
+    try:
+        value = parse(path.read_text())
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{path}: unexpected content (a {type(value).__name__})")
+    return value
+
+
 def _numbers(row: dict) -> dict:
-    out = {}
-    for key, value in row.items():
+    """A CSV row with its numbers as int or float (as written); names (layer, image) stay text."""
+    return {key: value if key in ("layer", "image") else _number(value) for key, value in row.items()}
+
+
+def _number(text: str):
+    for kind in (int, float):
         try:
-            out[key] = float(value) if key not in ("layer", "image") else value
+            return kind(text)
         except (TypeError, ValueError):
-            out[key] = value
-    return out
+            pass
+    return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -55,12 +56,56 @@ def run_inversion(backbone: Backbone, targets: torch.Tensor, samples: list[Sampl
     return module
 
 
-def cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python -m representation_probe <args>` in a subprocess, as a user runs it."""
+def cli(*args: str, cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """`python -m representation_probe <args>` in a subprocess, as a user runs it (`env`: extra variables)."""
+    return subprocess.run(cli_command(*args), cwd=cwd, env=cli_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "representation_probe", *args]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # the user's default view
     env["OMP_NUM_THREADS"] = "1"  # tiny runs; see above
-    return subprocess.run([sys.executable, "-m", "representation_probe", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return env | extra
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """(*args) -> Result(exit code, stdout, stderr, run_dir=None) of `python -m representation_probe <args>`
+    run in-process through the real entry point (Hydra's composition and run directories included)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from representation_probe.__main__ import main as entry_point
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["representation_probe", *args])
+        monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what the entry point sets; restored afterwards
+        capsys.readouterr()
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        disabled = {name: log.disabled for name, log in root.manager.loggerDict.items() if hasattr(log, "disabled")}
+        try:
+            entry_point()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        finally:  # Hydra configured logging for the job (report disables every logger): undo it
+            GlobalHydra.instance().clear()
+            HydraConfig.instance().cfg = None
+            for handler in root.handlers:
+                if handler not in handlers:
+                    handler.close()
+            root.handlers[:], root.level = handlers, level
+            for name, log in root.manager.loggerDict.items():
+                if hasattr(log, "disabled"):
+                    log.disabled = disabled.get(name, False)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err, None)
+
+    return run
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -113,11 +158,11 @@ class Result(NamedTuple):
 
 @pytest.fixture
 def run_main(hydra_job, capsys):
-    """(command, overrides) -> Result(exit code, stdout, stderr, run directory) of the task Hydra runs
+    """(command, overrides, run_dir=None) -> Result(exit code, stdout, stderr, run directory) of the task Hydra runs
     for every command, in-process: what a user sees, without the interpreter's start-up."""
 
-    def run(command: str, overrides: list[str]) -> Result:
-        cfg, run_dir = hydra_job(command, overrides)
+    def run(command: str, overrides: list[str], run_dir: Path | None = None) -> Result:
+        cfg, run_dir = hydra_job(command, overrides, run_dir)
         capsys.readouterr()
         try:
             commands.main(cfg)

@@ -74,8 +74,12 @@ def test_a_failed_multirun_job_spares_the_others(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli("invert", "-m", *TINY, "layer=conv9,conv1", "inversion.steps=3", "logger=csv",
                  f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "error: unknown layer 'conv9' for resnet18; did you mean conv5" in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # Hydra re-raised the first failure
+    conv9 = "unknown layer 'conv9' for resnet18; did you mean conv5"
+    lines = error_lines(result.stderr)
+    assert lines[0].startswith(f"error: {conv9}")  # as the job failed, then the summary at the end:
+    assert lines[-2:-1] == [f"error: 1 of 2 jobs of the multirun in {sweep} failed:"]
+    assert lines[-1].startswith(f"  {sweep / '0'}: {conv9}")
     assert json.loads((sweep / "1" / "summary.json").read_text())["layer"] == "conv1"
 
 
@@ -105,6 +109,18 @@ BAD_INPUTS = {  # overrides -> what the one error line must mention
     "zero-image-size": (["model.image_size=0"], ["image_size"]),
     "negative-image-size": (["model.image_size=-8"], ["image_size"]),
     "unknown-normalize": (["model.normalize=cifar"], ["cifar", "imagenet"]),
+    # issue 10: each of these ran silently wrong or crashed with a traceback
+    "unknown-loss": (["inversion.loss=foo"], ["inversion.loss", "l1, l2", "'foo'"]),
+    "negative-lr": (["inversion.lr=-1"], ["inversion.lr", "positive", "-1"]),
+    "text-lr": (["inversion.lr=abc"], ["inversion.lr", "'abc'"]),
+    "lr-schedule-of-three": (["inversion.lr=[1,2,3]"], ["inversion.lr", "[start, end]"]),
+    "text-seed": (["seed=abc"], ["seed", "integer", "'abc'"]),
+    "fractional-seed": (["seed=1.5"], ["seed", "integer", "1.5"]),
+    "image-below-ssim-window": (["model.image_size=5"], ["model.image_size", "at least 6", "5"]),
+    "vit-size-off-its-patches": (["model=vit_b_16", "model.image_size=40"], ["model.image_size", "multiple of 16"]),
+    "timm-similar-names": (["model=timm", "model.name=resnet_18"], ["resnet_18", "resnet18"]),
+    "zero-shift": (["inversion.shift_std=0"], ["inversion.shift_std", "positive"]),
+    "clamp-not-a-bool": (["inversion.clamp=maybe"], ["inversion.clamp", "true or false"]),
 }
 
 

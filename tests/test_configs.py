@@ -80,8 +80,10 @@ def test_train_builds_its_classifier_and_checkpoints_from_config(scheduler, tmp_
         assert isinstance(optimizers, torch.optim.Adam)
     else:
         assert optimizers["lr_scheduler"].T_max == 4  # follows trainer.max_epochs
-    [checkpoint] = build_callbacks(cfg.callbacks, RunDir(tmp_path))
-    assert isinstance(checkpoint, ModelCheckpoint) and checkpoint.dirpath == str(RunDir(tmp_path).checkpoints)
+    best, last = build_callbacks(cfg.callbacks, RunDir(tmp_path))
+    assert isinstance(best, ModelCheckpoint) and best.dirpath == last.dirpath == str(RunDir(tmp_path).checkpoints)
+    assert (best.monitor, best.save_top_k) == ("val/acc", 1)
+    assert last.monitor is None and last.filename == "last"  # written every epoch, not only when the best improves
 
 
 def test_train_seeds_the_model_from_seed_and_takes_the_head_size_from_the_data():

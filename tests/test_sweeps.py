@@ -36,7 +36,8 @@ def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path):
     sweep = tmp_path / "sweep"
     done = cli("invert", "-m", "hydra/launcher=submitit_local", *TINY, "logger=csv", "layer=conv1,conv2,nope",
                f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert done.returncode != 0  # one job failed, and the sweep says so
+    assert done.returncode == 2 and "Traceback" not in done.stderr  # one job failed, and the sweep says so
+    assert f"error: 1 of 3 jobs of the multirun in {sweep} failed:" in done.stderr
     jobs = {json.loads((d / "summary.json").read_text())["layer"]: d for d in sweep.iterdir()
             if (d / "summary.json").exists()}
     assert set(jobs) == {"conv1", "conv2"}  # the failure spoiled neither other job

@@ -1,13 +1,11 @@
-"""Training: the noise set, image folders, memorisation, DDP on CPU, kill-and-resume, probing checkpoints."""
+"""Training: the noise set, image folders, memorisation, DDP on CPU, probing checkpoints (kill-and-resume:
+test_resume.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -127,27 +125,3 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 2  # 64 images / (2 ranks x 16): each rank saw its own half
-
-
-@pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    run_dir, epochs = tmp_path / "run", 40
-    last = run_dir / "checkpoints" / "last.ckpt"
-    job = subprocess.Popen(train_command(run_dir, epochs), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    while not last.exists() and time.time() < deadline and job.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # let it get into a later epoch
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
-    assert last.exists() and not (run_dir / "summary.json").exists(), "the run finished before it was killed"
-    saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
-
-    done = subprocess.run(train_command(run_dir, epochs), cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "Restoring states from the checkpoint" in done.stdout + done.stderr
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["resumed_from"] == str(last)
-    assert summary["epochs"] == epochs and summary["global_step"] == epochs * 4  # nothing lost, nothing twice
-    assert saved_epoch < epochs - 1

@@ -3,22 +3,33 @@ returning the number a sweeper optimises (or None). `main` is the task Hydra run
 
 from __future__ import annotations
 
+import errno
 import importlib
+import logging
 import sys
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, InstantiationException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import RunDir
+from representation_probe.rundir import RunDir, find_runs
+
+log = logging.getLogger(__name__)
+CONF = Path(__file__).resolve().parents[2] / "conf"
+# Errors of the machine rather than of the code: the user fixes them (permissions, a full disk).
+ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+HYDRA_NOISE = ("full_key:", "object_type=", "reference_type=", "See https", "Config search path", "provider=")
 
 
 def main(cfg: DictConfig) -> float | None:
     """Dispatch on the entry config's name; bad input becomes one line, loggers always close.
 
     A failed job leaves failure.json (its error line) in its run directory for the report; in a
-    multirun the exception goes on to Hydra, which marks the job failed while the others run on.
+    multirun the exception goes on to Hydra, which marks the job failed while the others run on,
+    and carries the sweep directory for the summary `__main__` prints at the end.
     """
     hydra_cfg = HydraConfig.get()
     command = hydra_cfg.job.config_name
@@ -26,17 +37,25 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if run_dir:
             run_dir.clear_failure()
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
         return importlib.import_module(f"{__name__}.{command}").run(cfg)
     except Exception as err:
-        user_error = config_error(err)
-        line = str(user_error) if user_error else f"{type(err).__name__}: {err}".splitlines()[0]
+        line = user_error(err)
+        if line is None:  # a bug: its traceback goes into <run dir>/<command>.log as well
+            _log_to_files("%s failed", command, exc_info=True)
+        shown = line or _first_line(err)
         if run_dir:
-            run_dir.write_failure(command, line, list(hydra_cfg.overrides.task))
-        if user_error is None:
+            run_dir.write_failure(command, shown, list(hydra_cfg.overrides.task))
+        _log_to_files("error: %s", shown)
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # the sweep goes on; __main__ lists the failed jobs at the end
+            print(f"error: {shown}", file=sys.stderr)
+            err.sweep_dir = str(hydra_cfg.sweep.dir)
+            raise
+        if line is None:
             raise
         print(f"error: {line}", file=sys.stderr)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise user_error from None
         sys.exit(2)
     finally:
         if "wandb" in sys.modules:
@@ -45,8 +64,56 @@ def main(cfg: DictConfig) -> float | None:
             wandb.finish()
 
 
-def config_error(err: BaseException | None) -> ConfigError | None:
-    """The ConfigError behind an exception, also when hydra's instantiate wrapped it."""
-    while err is not None and not isinstance(err, ConfigError):
+def user_error(err: BaseException) -> str | None:
+    """The one line for an error the user fixes (bad input, an unknown config, a bad override, an
+    unwritable directory), or None for a bug. Looks behind the exceptions that wrap a ConfigError
+    (hydra's instantiate, a DataLoader worker)."""
+    chain = list(_chain(err))
+    for cause in chain:
+        if isinstance(cause, ConfigError):
+            return str(cause)
+    for cause in chain:
+        if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
+            verb = "access" if cause.errno in (errno.EACCES, errno.EPERM) else "write"
+            return f"cannot {verb} {cause.filename or 'a file'}: {cause.strerror}"
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:  # model=resnet99
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        options = err.options or sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        return f"unknown {group} '{name}'; allowed: {', '.join(options)}"
+    if isinstance(err, OverrideParseException):  # seed=[1,
+        return f"cannot parse the override {err.override!r}: {str(err).splitlines()[0]} (Hydra's override grammar)"
+    if isinstance(err, InstantiationException) and not isinstance(err.__cause__, (TypeError, ImportError)):
+        return None  # an exception inside a constructor: a bug, unless it was a ConfigError (above)
+    if isinstance(err, CompactHydraException):  # a bad override or config: Hydra's lines, as one
+        lines = [line.strip() for text in (str(err), str(err.__cause__ or "")) for line in text.splitlines()]
+        lines = [line for line in lines if line and not line.startswith(HYDRA_NOISE)]
+        return " ".join(line if line[-1] in ".:;?!" else f"{line}." for line in lines)
+    return None
+
+
+def _chain(err: BaseException | None):
+    while err is not None:
+        yield err
         err = err.__cause__
-    return err
+
+
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+def _log_to_files(message: str, *args, exc_info: bool = False) -> None:
+    """A record for the run's log file (<run dir>/<command>.log) only: the console has the error on stderr."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, args,
+                            sys.exc_info() if exc_info else None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[tuple[str, str]], int]:
+    """(job directory, error line) of each job under `sweep_dir` that failed after `since` (a timestamp),
+    and how many jobs ran since then."""
+    runs = [run for run in (find_runs([sweep_dir]) if sweep_dir.is_dir() else [])
+            if (run.path / ".hydra").is_dir() and (run.path / ".hydra").stat().st_mtime >= since]
+    failed = [(str(run.path), run.failure) for run in runs if run.failure]
+    return failed, len(runs)

@@ -23,7 +23,8 @@ from representation_probe.loggers import build_loggers
 from representation_probe.models import FeatureExtractor
 from representation_probe.reporting import decoders as figures
 from representation_probe.rundir import RunDir, read_run, write_atomic, write_csv, write_png
-from representation_probe.training.checkpoints import build_callbacks, resume_path
+from representation_probe.training.checkpoints import build_callbacks, remove_untracked, resume_path
+from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.validation import as_list
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,12 @@ def run(cfg: DictConfig) -> float:
     datamodule.setup("fit")
     selection, held = _split(datamodule.val_set, d.held_out, cfg.seed)
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode", d.mode])
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=build_callbacks(cfg.callbacks, run_dir),
-                          default_root_dir=run_dir.path)
+    callbacks = [*build_callbacks(cfg.callbacks, run_dir), EpochMetrics(run_dir)]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
     start = time.perf_counter()
-    trainer.fit(module, datamodule.train_dataloader(), _loader(selection, datamodule), ckpt_path=resume)
+    trainer.fit(module, datamodule.train_dataloader(), _loader(selection, datamodule), ckpt_path=resume.path)
     seconds = time.perf_counter() - start
+    remove_untracked(run_dir, [callback.state_dict() for callback in trainer.checkpoint_callbacks])
     if not trainer.is_global_zero:
         return math.nan
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

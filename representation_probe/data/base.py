@@ -1,25 +1,86 @@
-"""What every training datamodule shares: a train and a val set, and how they are loaded."""
+"""What every training datamodule shares: a train and a val set, and how they are loaded.
+
+Everything random about the data is a function of the run's seed, the epoch and the index: the
+order of epoch e is a permutation drawn from (seed, e), and item i of it is made with the random
+number generator seeded from (seed, e, i), so random augmentation does not depend on the number of
+workers nor on what was drawn before. A resumed run therefore sees exactly the batches an
+uninterrupted one does (resuming from a checkpoint saved at the end of an epoch, as ours are).
+"""
+
+from __future__ import annotations
+
+import os
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def seed_for(*key: int) -> int:
+    """A 63-bit seed mixed from integers by numpy's SeedSequence: no two keys share a stream."""
+    return int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def run_seed() -> int:
+    """The run's seed, as `lightning.seed_everything` recorded it (Lightning's own samplers read it too)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+class EpochSampler(DistributedSampler):
+    """This rank's share of a permutation drawn from (seed, epoch); each index goes out with its epoch.
+
+    A DistributedSampler already, so Lightning leaves it in place under DDP. Lightning calls
+    `set_epoch` before each epoch, but creates the first iterator of a run (and with workers draws
+    its first batches) before that call: the datamodule sets the epoch when it makes the loader.
+    """
+
+    def __iter__(self):
+        epoch = self.epoch
+        return iter([(epoch, index) for index in super().__iter__()])
+
+
+class Seeded(Dataset):
+    """`dataset[(epoch, i)]` is made with torch's generator seeded from (seed, epoch, i); `dataset[i]` as is."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_for(self.seed, epoch, index))
+            return self.dataset[index]
 
 
 class TrainValDataModule(L.LightningDataModule):
     """Subclasses build `self.train_set` and `self.val_set` in `setup`; hparams hold batch_size and workers.
 
-    Under DDP Lightning wraps these loaders in a DistributedSampler: each rank sees its own shard.
+    Under DDP each rank reads its own shard of the training set (EpochSampler) and Lightning shards
+    the validation set.
     """
 
     train_set: Dataset
     val_set: Dataset
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        trainer, seed = self.trainer, run_seed()
+        dataset = Seeded(self.train_set, seed)
+        sampler = EpochSampler(dataset, num_replicas=trainer.world_size if trainer else 1,
+                               rank=trainer.global_rank if trainer else 0, seed=seed)
+        if trainer:  # the epoch whose batches come next, also when resuming from the end of an epoch
+            sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
+        return self._loader(dataset, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.val_set)
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: EpochSampler | None = None) -> DataLoader:
         workers = self.hparams.workers
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, num_workers=workers,
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from representation_probe.data.base import TrainValDataModule
-from representation_probe.data.targets import SAMPLES, load_target
+from representation_probe.data.targets import SAMPLES, load_target, rgb
 from representation_probe.errors import ConfigError
+from representation_probe.validation import choice, non_negative_int, positive_int
+
+log = logging.getLogger(__name__)
 
 
 def train_transform(size: int) -> transforms.Compose:
@@ -25,50 +31,110 @@ def val_transform(size: int) -> transforms.Compose:
                                transforms.ToTensor()])
 
 
-def image_folder(root: Path, transform) -> datasets.ImageFolder:
-    """torchvision ImageFolder, with one clear line for a class-less or image-less root."""
+def image_folder(root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None) -> ImageFiles:
+    """The class-per-folder tree under `root`, with one clear line for a class-less or image-less root."""
     if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
         raise ConfigError(f"{root} has no class sub-folders (expected <root>/<class>/<image> files)")
     try:
-        return datasets.ImageFolder(root, transform=transform)
+        return ImageFiles(root, transform=transform, skip_bad=skip_bad, skipped_file=skipped_file)
     except FileNotFoundError as err:
         raise ConfigError(f"no images in {root}: {err}") from None
 
 
+class ImageFiles(datasets.ImageFolder):
+    """torchvision's ImageFolder that names an unreadable image file instead of failing somewhere in a worker.
+
+    With `skip_bad`, an unreadable file is logged, appended to `skipped_file`, and the next readable
+    image of the folder is served in its place (batches keep their size, DDP ranks stay in step).
+    """
+
+    def __init__(self, root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None):
+        super().__init__(root, transform=transform, loader=_read)
+        self.skip_bad, self.skipped_file = skip_bad, skipped_file
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for offset in range(len(self.samples)):
+            path, label = self.samples[(index + offset) % len(self.samples)]
+            try:
+                image = _read(path)
+            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for corrupt or truncated files
+                why = f"{type(err).__name__}: {err}".splitlines()[0]
+                if not self.skip_bad:
+                    raise ConfigError(f"cannot read image {path} ({why}); fix or remove it, or pass "
+                                      "dataset.skip_bad=true to skip unreadable files") from None
+                self._skip(path, why)
+                continue
+            return self.transform(image), label
+        raise ConfigError(f"no readable image in {self.root} (dataset.skip_bad=true skipped them all)")
+
+    def _skip(self, path: str, why: str) -> None:
+        log.warning("skipped unreadable image %s (%s)", path, why)
+        if self.skipped_file is not None:  # O_APPEND: whole lines, also from several workers and ranks
+            with open(self.skipped_file, "a") as file:
+                file.write(f"{path}\n")
+
+
+def _read(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        image.load()  # decode now: a truncated file fails here, inside the try
+        return rgb(image)
+
+
 class FolderDataModule(TrainValDataModule):
     """A class-per-folder tree: `root/train` + `root/val` (the ImageNet layout), or one tree of which
-    a seeded `val_fraction` of the images is held out."""
+    a seeded `val_fraction` of the images is held out.
+
+    Args:
+        layout: `auto` takes either; `split` insists on train/ and val/ (dataset=imagenet).
+        skip_bad: skip unreadable image files (logged, listed in <run dir>/skipped_files.txt and
+            counted in summary.json) instead of stopping at the first one.
+    """
+
+    skipped_file: Path | None = None  # where skipped files are listed; the training command sets it
 
     def __init__(self, root: str, image_size: int = 224, batch_size: int = 64, workers: int = 4,
-                 val_fraction: float = 0.1, seed: int = 0):
+                 val_fraction: float = 0.1, seed: int = 0, layout: str = "auto", skip_bad: bool = False):
         super().__init__()
+        positive_int("dataset.image_size", image_size)
+        positive_int("dataset.batch_size", batch_size)
+        non_negative_int("dataset.workers", workers)
+        choice("dataset.layout", layout, ("auto", "split"))
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"dataset.val_fraction must be between 0 and 1, got {val_fraction!r}")
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         split = (self.root / "train").is_dir() and (self.root / "val").is_dir()
+        if layout == "split" and not split:
+            raise ConfigError(f"this dataset expects {self.root}/train/<class>/ and {self.root}/val/<class>/, "
+                              f"which {self.root} does not have (dataset=folder takes a single "
+                              "<root>/<class>/<image> tree)")
         self.train_root, self.val_root = (self.root / "train", self.root / "val") if split else (self.root, None)
         if not self.train_root.is_dir():
             raise ConfigError(f"dataset folder not found: {self.root} (expected <root>/<class>/<image> "
                               "files, or <root>/train and <root>/val trees)")
         self.classes = sorted(p.name for p in self.train_root.iterdir() if p.is_dir())
-        if not self.classes:
-            raise ConfigError(f"{self.train_root} has no class sub-folders (expected <root>/<class>/<image>)")
+        if len(self.classes) < 2:
+            found = f"only {self.classes[0]}/" if self.classes else "no class sub-folders"
+            raise ConfigError(f"{self.train_root} has {found}; a classifier needs at least 2 class folders "
+                              "(<root>/<class>/<image>)")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def setup(self, stage: str | None = None) -> None:
-        size = self.hparams.image_size
-        train = image_folder(self.train_root, train_transform(size))
+        h = self.hparams
+        folder = functools.partial(image_folder, skip_bad=h.skip_bad, skipped_file=self.skipped_file)
+        train = folder(self.train_root, train_transform(h.image_size))
         if self.val_root is not None:
-            self.train_set, self.val_set = train, image_folder(self.val_root, val_transform(size))
+            self.train_set, self.val_set = train, folder(self.val_root, val_transform(h.image_size))
             if train.classes != self.val_set.classes:
                 raise ConfigError(f"{self.train_root} and {self.val_root} have different class folders")
             return
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.hparams.seed)).tolist()
-        n_val = max(1, round(len(train) * self.hparams.val_fraction))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(h.seed)).tolist()
+        n_val = max(1, round(len(train) * h.val_fraction))
         self.train_set = Subset(train, order[n_val:])
-        self.val_set = Subset(image_folder(self.train_root, val_transform(size)), order[:n_val])
+        self.val_set = Subset(folder(self.train_root, val_transform(h.image_size)), order[:n_val])
 
 
 class PatchDataset(Dataset):
@@ -102,7 +168,10 @@ class PatchDataModule(TrainValDataModule):
     def __init__(self, count: int = 5000, val_count: int = 500, image_size: int = 64, seed: int = 0,
                  batch_size: int = 64, workers: int = 2):
         super().__init__()
-        if not 0 < image_size <= 256:
+        for name, value in (("count", count), ("val_count", val_count), ("batch_size", batch_size)):
+            positive_int(f"dataset.{name}", value)
+        non_negative_int("dataset.workers", workers)
+        if positive_int("dataset.image_size", image_size) > 256:
             raise ConfigError(f"dataset.image_size must be in 1..256 for patches, got {image_size}")
         self.save_hyperparameters()
 

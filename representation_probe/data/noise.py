@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from representation_probe.data.base import TrainValDataModule
+from representation_probe.validation import non_negative_int, number, positive_int
 
 SPLITS = {"train": 0, "val": 1}
 
@@ -42,6 +43,12 @@ class NoiseDataModule(TrainValDataModule):
     def __init__(self, count: int = 10_000, val_count: int = 1000, classes: int = 100, image_size: int = 224,
                  mean: float = 0.5, std: float = 1 / 3, seed: int = 0, batch_size: int = 64, workers: int = 2):
         super().__init__()
+        for name, value in (("count", count), ("val_count", val_count), ("classes", classes),
+                            ("image_size", image_size), ("batch_size", batch_size)):
+            positive_int(f"dataset.{name}", value)
+        non_negative_int("dataset.workers", workers)
+        number("dataset.mean", mean)
+        number("dataset.std", std, positive=True)
         self.save_hyperparameters()
         self.num_classes = classes
 

@@ -19,7 +19,7 @@ SAMPLES = ("astronaut", "camera", "cat", "chelsea", "coffee", "coins", "colorwhe
 def load_target(image: str, size: int) -> torch.Tensor:
     """A (3, size, size) float tensor in [0, 1]: shorter side resized to size, then centre-cropped."""
     pil = _sample(image) if image in SAMPLES else _file(image)
-    tensor = TF.pil_to_tensor(pil.convert("RGB")).float() / 255
+    tensor = TF.pil_to_tensor(rgb(pil)).float() / 255
     tensor = TF.resize(tensor, size, antialias=True)
     return TF.center_crop(tensor, size).clamp(0, 1)
 
@@ -36,6 +36,23 @@ def load_targets(images: list[str], size: int) -> dict[str, torch.Tensor]:
 def image_name(image: str) -> str:
     """Short name for file names and tables: the sample name or the file's stem."""
     return image if image in SAMPLES else Path(image).stem
+
+
+def rgb(pil: Image.Image) -> Image.Image:
+    """An 8-bit RGB image of any PIL mode; 16- and 32-bit grayscale are scaled to the full range.
+
+    PIL's own convert("RGB") clips 16-bit values at 255: a 16-bit PNG would turn almost white.
+    """
+    if pil.mode == "RGB":
+        return pil
+    if pil.mode.startswith("I"):  # I;16, I;16B, ... (16-bit) and I (32-bit, 16-bit PNGs in older Pillow)
+        gray = np.asarray(pil, dtype=np.float64) / 65535
+    elif pil.mode == "F":  # floating point, taken to be in [0, 1]
+        gray = np.asarray(pil, dtype=np.float64)
+    else:
+        return pil.convert("RGB")
+    gray = (np.clip(gray, 0, 1) * 255).round().astype(np.uint8)
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2))
 
 
 def _sample(name: str) -> Image.Image:

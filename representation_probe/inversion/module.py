@@ -17,8 +17,10 @@ from representation_probe import metrics
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
+from representation_probe.validation import choice, number, positive_int, schedule
 
 Schedule = float | tuple[float, float] | None  # constant, or linear from start to end; None = off
+LOSSES = ("l1", "l2")  # sum |O_l(a_n) - O_l(a)| (the paper), or its squared L2 counterpart
 
 
 def scheduled(value: Schedule, step: int, steps: int) -> float | None:
@@ -41,6 +43,24 @@ def _eps_scale(eps_by_layer: dict | None, samples: list, optimizer: partial) -> 
         raise ConfigError(f"inversion.eps_by_layer has no eps for {', '.join(missing)}; "
                           f"it covers {', '.join(eps_by_layer)}")
     return torch.tensor([float(eps_by_layer[s.layer]) for s in samples]).view(-1, 1, 1, 1)
+
+
+def _check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
+           steps_per_batch) -> None:
+    """The inversion config's values, before any work (conf/inversion/)."""
+    for name, value in (("steps", steps), ("record_every", record_every), ("image_every", image_every)):
+        positive_int(f"inversion.{name}", value)
+    if steps_per_batch is not None:  # None: timed
+        positive_int("inversion.steps_per_batch", steps_per_batch)
+    schedule("inversion.lr", lr, positive=True)
+    schedule("inversion.blur_sigma", blur_sigma, optional=True)
+    choice("inversion.loss", loss, LOSSES)
+    number("inversion.init_mean", init_mean)
+    number("inversion.shift_std", shift_std, positive=True)  # m_s = 0 would make m_g / m_s meaningless
+    if number("inversion.init_std", init_std) < 0:
+        raise ConfigError(f"inversion.init_std must be >= 0, got {init_std!r}")
+    if not isinstance(clamp, bool):
+        raise ConfigError(f"inversion.clamp must be true or false, got {clamp!r}")
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,8 @@ class InversionModule(L.LightningModule):
         steps_per_batch: int | None = None,
     ):
         super().__init__()
+        _check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
+               steps_per_batch)
         self.automatic_optimization = False
         # Not a submodule: Lightning must neither count, train() nor checkpoint the frozen backbone.
         object.__setattr__(self, "embedder", embedder)
@@ -221,14 +243,27 @@ class InversionModule(L.LightningModule):
 
     @torch.no_grad()
     def results(self) -> list[dict]:
-        """Final loss, m_g, m_i, m_s, m_i_ref, m_g / m_s, PSNR and SSIM of each sample."""
+        """Final loss, m_g, m_i, m_s, m_i_ref, m_g / m_s, PSNR and SSIM of each sample, and warnings
+        about a finite but absurd result."""
         a_g = self.image.detach()
         psnr, ssim = metrics.psnr(a_g, self.targets), metrics.ssim(a_g, self.targets)
         out = []
         for i, s in enumerate(self.samples):
-            m_g = float(self.final["m_g"][i])
+            m_g, m_i = float(self.final["m_g"][i]), float(self.final["m_i"][i])
             out.append(dict(layer=s.layer, image=s.image, seed=s.seed, loss=float(self.final["loss"][i]),
-                            m_g=m_g, m_i=float(self.final["m_i"][i]), m_s=float(self.m_s[i]),
-                            m_i_ref=float(self.m_i_ref[i]), m_g_over_m_s=m_g / float(self.m_s[i]),
-                            psnr=psnr[i], ssim=ssim[i]))
+                            m_g=m_g, m_i=m_i, m_s=float(self.m_s[i]), m_i_ref=float(self.m_i_ref[i]),
+                            m_g_over_m_s=m_g / float(self.m_s[i]), psnr=psnr[i], ssim=ssim[i],
+                            warnings=self._warnings(i, m_g, m_i)))
         return out
+
+    def _warnings(self, i: int, m_g: float, m_i: float) -> list[str]:
+        """Signs that the descent ran away without overflowing (a too large inversion.lr, typically)."""
+        found = []
+        farthest = math.sqrt(self.targets[i].numel())  # between an all-0 and an all-1 image
+        if math.isfinite(m_i) and m_i > farthest:
+            found.append(f"a_g is farther from the target (m_i {m_i:.3g}) than any image with pixels in [0, 1] "
+                         f"can be ({farthest:.3g}): is inversion.lr too large?")
+        start = self.history[i]["m_g"]  # step 0 is always recorded, sample i in row i
+        if math.isfinite(m_g) and m_g > start:
+            found.append(f"m_g rose from {start:.3g} at step 0 to {m_g:.3g}: is inversion.lr too large?")
+        return found

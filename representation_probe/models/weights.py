@@ -48,16 +48,21 @@ def head_classes(state: dict | None) -> int | None:
 
 def load_state(net: nn.Module, state: dict, path: str, name: str) -> None:
     """load_state_dict with one line saying what does not fit, instead of torch's key listing."""
-    expected = net.state_dict()
+    problems = mismatch(net.state_dict(), state)
+    if problems:
+        raise ConfigError(f"weights in {path} do not fit {name}: {problems}; "
+                          "was the file saved from another architecture?")
+    net.load_state_dict(state)
+
+
+def mismatch(expected: dict, state: dict) -> str | None:
+    """What keeps `state` from loading where `expected` is, in a few words; None when it fits."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        problems = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
-                    (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys]
-        raise ConfigError(f"weights in {path} do not fit {name}: {', '.join(problems)}; "
-                          "was the file saved from another architecture?")
-    net.load_state_dict(state)
+    problems = [f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys]
+    return ", ".join(problems) or None
 
 
 def torchvision_imagenet(name: str, weights: str):
@@ -74,7 +79,12 @@ def cached_state_dict(enum) -> dict:
     url = enum.url
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if cached.exists():
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(cached, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated download, disk error: torch says KeyError(242) or worse
+            raise ConfigError(f"the cached ImageNet weights {cached} are unreadable ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else 'corrupt file'}); delete the file and "
+                              f"put a good copy there (from {url})") from None
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:

@@ -53,7 +53,7 @@ def _invertibility(runs: list[Run], page: Page) -> str:
 
 def _failures(runs: list[Run], page: Page) -> str:
     failed = [r for r in runs if r.status != "done"]
-    rows = [[page.rel(r.path), r.status, " ".join(map(str, r.overrides)), r.failure or "no summary.json"]
+    rows = [[page.rel(r.path), r.status, " ".join(map(str, r.overrides)), r.broken or r.failure or "no summary.json"]
             for r in failed]
     body = table(["run", "status", "overrides", "error"], rows, text_columns=4, row_class=lambda i: "failed")
     return section(f"Failed or incomplete jobs ({len(failed)})", body) if failed else ""

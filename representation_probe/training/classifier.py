@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from representation_probe.data.base import run_seed, seed_for
 from representation_probe.models import Normalize
 
 
@@ -39,6 +40,11 @@ class ClassifierModule(L.LightningModule):
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
+
+    def on_train_epoch_start(self) -> None:
+        """Model-side randomness (dropout, drop-path) of epoch e is drawn from (seed, e, rank), as the
+        data's is (data/base.py): a resumed run repeats it exactly."""
+        torch.manual_seed(seed_for(run_seed(), self.current_epoch, self.global_rank))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch

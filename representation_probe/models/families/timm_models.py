@@ -3,6 +3,8 @@ ConvNeXt and Swin stages, ResNet layers)."""
 
 from __future__ import annotations
 
+import difflib
+
 from torch import nn
 
 from representation_probe.errors import ConfigError
@@ -18,21 +20,27 @@ class Timm(Family):
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int, **options) -> nn.Module:
         import timm
 
-        if name not in timm.list_models():
-            close = timm.list_models(f"*{name[:6]}*")[:10]
-            raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'}")
+        names = timm.list_models()
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=8, cutoff=0.6)
+            raise ConfigError(f"unknown timm model '{name}'; similar names: {', '.join(close) or 'none'} "
+                              "(all: timm.list_models())")
         if weights not in ("none", "imagenet"):
             raise ConfigError(f"model.weights={weights} names a torchvision weight version; timm models take "
                               "none, imagenet or a checkpoint path")
         if weights == "none":
             options["num_classes"] = num_classes or 1000
         try:  # transformers fix their input size at construction; convolutional models take any size
-            return _create(name, weights == "imagenet", img_size=image_size, **options)
-        except TypeError:
+            net = _create(name, weights == "imagenet", img_size=image_size, **options)
+        except TypeError:  # raised by the constructor, before any weights are looked for
             try:
-                return _create(name, weights == "imagenet", **options)
+                net = _create(name, weights == "imagenet", **options)
             except TypeError as err:
                 raise ConfigError(f"timm model '{name}' does not take these options {options}: {err}") from None
+        patch = max(getattr(getattr(net, "patch_embed", None), "patch_size", None) or (1,))
+        if image_size < patch:
+            raise ConfigError(f"model.image_size must be at least {patch} for {name} (its patch size), got {image_size}")
+        return net
 
     def probe_points(self, net: nn.Module) -> list[str]:
         return [info["module"] for info in getattr(net, "feature_info", [])]

@@ -23,6 +23,10 @@ class ViT(Family):
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         if name not in NAMES:
             raise ConfigError(f"unknown torchvision ViT '{name}'; allowed: {', '.join(NAMES)}")
+        patch = int(name.rsplit("_", 1)[1])
+        if image_size % patch:
+            raise ConfigError(f"model.image_size must be a multiple of {patch} for {name} (its patch size), "
+                              f"got {image_size}")
         if weights == "none":
             return torchvision.models.get_model(name, weights=None, image_size=image_size,
                                                 num_classes=num_classes or 1000)
