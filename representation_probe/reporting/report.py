@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from representation_probe import rundir
-from representation_probe.reporting import plots
+from representation_probe.reporting import plots, similarity
 from representation_probe.reporting.labels import labeler, layer_order, weights_label
 from representation_probe.rundir import Run, find_runs
 
@@ -56,6 +56,9 @@ def write_report(roots: list[Path], out: Path) -> Path:
         sections.append(_section("Invertibility studies (exact inversion, output noise, ReLU widths)", "".join(
             _figure(files, f"invertibility_{i}_{p.name}", p.read_bytes(), out, caption=_rel(r.path, out))
             for i, (r, p) in enumerate(studies))))
+    similar = similarity.section(runs, lambda name, png, caption: _figure(files, name, png, out, caption))
+    if similar:
+        sections.append(_section("Similarity of layers within and across models (CKA, mutual k-NN, II)", similar))
     failed = [r for r in runs if r.status != "done"]
     if failed:
         sections.append(_section(f"Failed or incomplete jobs ({len(failed)})", _failure_table(failed, out)))

@@ -1,0 +1,179 @@
+"""`similarity`: layer x layer similarity (CKA, mutual k-NN, Information Imbalance) of every probe point
+of several models and the pixels, on the same held-out images; processing-step profiles."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from representation_probe.__main__ import CONF
+from representation_probe.errors import ConfigError
+from representation_probe.loggers import build_loggers
+from representation_probe.models import Backbone, FeatureExtractor
+from representation_probe.reporting import similarity as figures
+from representation_probe.reporting.labels import weights_label
+from representation_probe.rundir import RunDir, write_atomic, write_csv
+from representation_probe.similarity import (MinibatchCKA, cka_matrix, information_imbalance_matrix,
+                                             mutual_knn_matrix)
+from representation_probe.similarity.extraction import FeatureStore, bytes_needed, dimensions, gram_bytes, vectors
+from representation_probe.similarity.neighbours import check_neighbours
+from representation_probe.similarity.results import METRICS, PIXELS, Similarity
+from representation_probe.validation import as_list, positive_int
+
+log = logging.getLogger(__name__)
+GIB = 2**30
+
+
+def run(cfg: DictConfig) -> None:
+    run_dir = RunDir.current()
+    metrics = [str(m) for m in as_list(cfg.metric)]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ConfigError(f"unknown metric '{unknown[0] if unknown else ''}'; allowed: {', '.join(METRICS)}")
+    names, weights = _models_and_weights(cfg)
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("validate")
+    images = datamodule.val_set  # held out, generated from the dataset's seed: the same for every model
+    n = len(images)
+    for metric, k in (("mknn", cfg.mknn.k), ("ii", cfg.ii.k)):
+        if metric in metrics:
+            check_neighbours(k, n, f"{metric}.k")
+    batch_size = cfg.cka.batch_size
+    if batch_size is not None and "cka" in metrics and (positive_int("cka.batch_size", batch_size) < 4
+                                                        or n % batch_size):
+        raise ConfigError(f"minibatch CKA needs batches of one size, at least 4: cka.batch_size={batch_size} "
+                          f"must divide the {n} images")
+    size = images[0][0].shape[-1]
+    backbones = [_backbone(cfg, name, w) for name, w in zip(names, weights)]
+    wrong = [f"{name} {b.image_size} px" for name, b in zip(names, backbones) if b.image_size != size]
+    if wrong:
+        raise ConfigError(f"every model must see the same images, {size} px (dataset.image_size): {', '.join(wrong)}; "
+                          "set model.image_size for all models or dataset.image_size")
+    extractors = [FeatureExtractor(b, list(b.probe_points)) for b in backbones]
+    result = Similarity(models=_labels(names, weights), model=[-1] if cfg.pixels else [],
+                        layer=[PIXELS] if cfg.pixels else [], depth=[0.0] if cfg.pixels else [])
+    for m, b in enumerate(backbones):
+        result.model += [m] * len(b.probe_points)
+        result.layer += list(b.probe_points)
+        result.depth += list(b.probe_points.values())
+    dims = dimensions(extractors, size, cfg.pool, cfg.pixels)
+    streaming = metrics == ["cka"] and batch_size is not None  # nothing needs the features once seen
+    full_cka = "cka" in metrics and batch_size is None
+    if full_cka and gram_bytes(n, len(dims)) > cfg.memory_gb * GIB:
+        raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
+                          f"matrices (memory_gb={cfg.memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
+    on_disk = not streaming and bytes_needed(n, dims) > cfg.memory_gb * GIB
+    store = None if streaming else FeatureStore(n, dims, run_dir.features if on_disk else None)
+    accumulator = MinibatchCKA() if "cka" in metrics and batch_size is not None else None
+
+    start = time.perf_counter()
+    loader = DataLoader(images, batch_size=batch_size or cfg.dataset.batch_size, shuffle=False,
+                        num_workers=cfg.dataset.workers)
+    for batch, _ in loader:
+        features = vectors(extractors, batch, cfg.pool, cfg.pixels)
+        if store is not None:
+            store.add(features)
+        if accumulator is not None:
+            accumulator.update(features)
+    compute = {"cka": lambda: accumulator.compute() if accumulator else cka_matrix(store.arrays, cfg.cka.debiased),
+               "mknn": lambda: mutual_knn_matrix(store.arrays, cfg.mknn.k),
+               "ii": lambda: information_imbalance_matrix(store.arrays, cfg.ii.k)}
+    result.matrices = {metric: compute[metric]().numpy() for metric in metrics}
+    seconds = time.perf_counter() - start
+    if on_disk:
+        shutil.rmtree(run_dir.features)  # scratch: similarity.npz holds what was measured
+    _write(run_dir, cfg, result, names, weights, backbones, n, seconds)
+    _log(cfg, run_dir, result, names, weights)
+
+
+def _models_and_weights(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    names = [str(m) for m in as_list(cfg.models)]
+    weights = [str(w) for w in as_list(cfg.weights)]
+    if not names:
+        raise ConfigError("models is empty: name one or more model configs, e.g. models=[resnet18,vit_tiny]")
+    if len(weights) == 1:
+        weights *= len(names)
+    if len(weights) != len(names):
+        raise ConfigError(f"weights has {len(weights)} entries for {len(names)} models: give one per model, "
+                          "or one for all")
+    return names, weights
+
+
+def _backbone(cfg: DictConfig, name: str, weights: str) -> Backbone:
+    """conf/model/<name>.yaml as Hydra composes `model=<name>`, then the overrides every model shares
+    (`model.*` of this command's config), then this entry's weights."""
+    overrides = OmegaConf.to_container(cfg.model, resolve=True)
+    return instantiate(OmegaConf.merge(model_config(name), overrides, {"weights": weights}))
+
+
+def model_config(name: str) -> DictConfig:
+    """The model group's config `name`, composed by Hydra (its defaults list resolved)."""
+    overrides = [f"+model={name}"]
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside the running app
+            return compose(overrides=overrides).model
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(overrides=overrides).model
+    except MissingConfigException:
+        known = ", ".join(sorted(p.stem for p in (CONF / "model").glob("*.yaml")))
+        raise ConfigError(f"unknown model '{name}'; models (conf/model/): {known}") from None
+
+
+def _labels(names: list[str], weights: list[str]) -> list[str]:
+    labels = [f"{name} {weights_label(w)}" for name, w in zip(names, weights)]
+    return [f"{label} #{i}" if labels.count(label) > 1 else label for i, label in enumerate(labels)]
+
+
+def _write(run_dir: RunDir, cfg: DictConfig, result: Similarity, names: list[str], weights: list[str],
+           backbones: list[Backbone], n: int, seconds: float) -> None:
+    """config.yaml, similarity.npz, one CSV per model pair and metric, profiles.csv, best_match.csv,
+    summary.json (a row per model and representation) and the figures."""
+    run_dir.write_config(cfg)
+    result.save(run_dir.similarity_file)
+    for metric in result.matrices:
+        for a, b in result.pairs():
+            block = result.block(metric, a, b)
+            columns = [f"{result.layer[j]} ({result.depth[j]:.3g})" for j in result.axis(b)]
+            write_csv(run_dir.similarity_table(metric, a, b), [
+                dict(layer=result.layer[i], relative_depth=result.depth[i], **dict(zip(columns, row.tolist())))
+                for i, row in zip(result.axis(a), block)])
+    profiles = result.profiles()
+    write_csv(run_dir.table("profiles"), profiles)
+    write_csv(run_dir.table("best_match"), result.best_matches())
+    common = dict(command="similarity", images=n, pool=cfg.pool, dataset=cfg.dataset._target_,
+                  dataset_seed=cfg.dataset.get("seed"), image_size=backbones[0].image_size,
+                  file=run_dir.similarity_file.name, seconds=round(seconds, 3))
+    rows = []
+    for m, label in enumerate(result.models):
+        for i in result.axis(m):
+            values = {f"{p['metric']}_{key}": p[key] for p in profiles
+                      if p["model"] == label and p["layer"] == result.layer[i] for key in ("step", "vs_pixels")}
+            rows.append(dict(common, model=names[m], weights=weights[m], label=label, layer=result.layer[i],
+                             relative_depth=result.depth[i], **backbones[m].details, **values))
+    run_dir.write_summary(rows)
+    for metric in result.matrices:
+        write_atomic(run_dir.figure(f"similarity_{metric}"), figures.heatmaps(result, metric))
+    write_atomic(run_dir.figure("profiles"), figures.profiles(result))
+
+
+def _log(cfg: DictConfig, run_dir: RunDir, result: Similarity, names: list[str], weights: list[str]) -> None:
+    """The headline numbers to the log, the figures to the configured loggers."""
+    for row in result.profiles():
+        if row["step"] is not None:
+            log.info("%s %s %s: step %.3f, vs pixels %s", row["metric"], row["model"], row["layer"], row["step"],
+                     "-" if row["vs_pixels"] is None else f"{row['vs_pixels']:.3f}")
+    for logger in build_loggers(cfg, tags=[*names, *(f"weights:{w}" for w in weights), "similarity"]):
+        if hasattr(logger, "log_image"):
+            pngs = [run_dir.figure(f"similarity_{metric}") for metric in result.matrices] + [run_dir.figure("profiles")]
+            logger.log_image("similarity/figures", [str(p) for p in pngs], step=0, caption=[p.stem for p in pngs])
+        steps = {f"similarity/{r['metric']}/step/{r['model']}/{r['layer']}": r["step"] for r in result.profiles()
+                 if r["step"] is not None and r["step"] == r["step"]}
+        logger.log_metrics(steps, step=0)
