@@ -109,8 +109,9 @@ def _models_and_weights(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 def _backbone(cfg: DictConfig, name: str, weights: str) -> Backbone:
     """conf/model/<name>.yaml as Hydra composes `model=<name>`, then the overrides every model shares
-    (`model.*` of this command's config), then this entry's weights."""
-    overrides = OmegaConf.to_container(cfg.model, resolve=True)
+    (`model.*` of this command's config; null: the model's own), then this entry's weights."""
+    overrides = {key: value for key, value in OmegaConf.to_container(cfg.model, resolve=True).items()
+                 if value is not None}
     return instantiate(OmegaConf.merge(model_config(name), overrides, {"weights": weights}))
 
 
