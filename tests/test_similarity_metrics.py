@@ -206,6 +206,9 @@ def test_matrices_match_the_pairwise_functions_and_take_numpy():
             assert float(ii[i, j]) == pytest.approx(information_imbalance(reps[i], reps[j], k=2))
     assert linear_cka(X.numpy(), Y.numpy()) == linear_cka(X, Y)
     assert linear_cka(X.float(), Y.float()) == pytest.approx(linear_cka(X, Y), abs=1e-6)  # float64 inside
+    # float32 features: centred in float64, their Gram product in float32
+    assert torch.allclose(cka_matrix([X.float(), Y.float()], debiased=True), cka_matrix([X, Y], debiased=True),
+                          atol=1e-6)
 
 
 # ---- bad input: one line --------------------------------------------------------------------------

@@ -118,6 +118,20 @@ def cka_matrix(features: Sequence[Array], debiased: bool = False) -> torch.Tenso
     return accumulator.compute()
 
 
+def gram(x: Array, name: str = "x") -> torch.Tensor:
+    """X X^T of the column-centred features, as float64.
+
+    Centring first changes neither H K H nor the U-centred Gram (both remove every row and column
+    effect) and keeps the entries small, so features of less than float64 precision (a network's
+    float32 outputs) are multiplied in float32, at about twice float64's throughput on a CPU, with CKA
+    moving by ~1e-8; float64 features are multiplied in float64.
+    """
+    precision = torch.float64 if torch.as_tensor(x).dtype == torch.float64 else torch.float32
+    centred = as_matrix(x, name)
+    centred = (centred - centred.mean(dim=0)).to(precision)
+    return (centred @ centred.T).to(torch.float64)
+
+
 class MinibatchCKA:
     """CKA accumulated over minibatches (Nguyen et al. 2021): for N beyond memory.
 
@@ -136,7 +150,7 @@ class MinibatchCKA:
 
     def update(self, features: Sequence[Array]) -> None:
         """Add one batch: L matrices (b, d_l) of the same b inputs, in the same order for every call."""
-        matrices = [as_matrix(x, f"features[{i}]") for i, x in enumerate(features)]
+        matrices = [torch.as_tensor(x) for x in features]
         size = len(matrices[0])
         if any(len(m) != size for m in matrices):
             raise ConfigError(f"every representation must hold the same inputs: rows {[len(m) for m in matrices]}")
@@ -145,7 +159,8 @@ class MinibatchCKA:
                               f"the first had {self.batch_size}")
         if self.sums is not None and len(matrices) != len(self.sums):
             raise ConfigError(f"every batch must hold the same {len(self.sums)} representations, got {len(matrices)}")
-        grams = torch.stack([center_gram(m @ m.T, self.debiased).flatten() for m in matrices])
+        grams = torch.stack([center_gram(gram(m, f"features[{i}]"), self.debiased).flatten()
+                             for i, m in enumerate(matrices)])
         sums = grams @ grams.T
         self.sums = sums if self.sums is None else self.sums + sums
         self.batch_size, self.batches = size, self.batches + 1
