@@ -4,7 +4,6 @@ of several models and the pixels, on the same held-out images; processing-step p
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 
 from hydra import compose, initialize_config_dir
@@ -21,9 +20,7 @@ from representation_probe.models import Backbone, FeatureExtractor
 from representation_probe.reporting import similarity as figures
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir, write_atomic, write_csv
-from representation_probe.similarity import (MinibatchCKA, cka_matrix, information_imbalance_matrix,
-                                             mutual_knn_matrix)
-from representation_probe.similarity.extraction import FeatureStore, bytes_needed, dimensions, gram_bytes, vectors
+from representation_probe.similarity.pipeline import bytes_needed, dimensions, gram_bytes, measure
 from representation_probe.similarity.neighbours import check_neighbours
 from representation_probe.similarity.results import METRICS, PIXELS, Similarity
 from representation_probe.validation import as_list, positive_int
@@ -65,31 +62,20 @@ def run(cfg: DictConfig) -> None:
         result.layer += list(b.probe_points)
         result.depth += list(b.probe_points.values())
     dims = dimensions(extractors, size, cfg.pool, cfg.pixels)
-    streaming = metrics == ["cka"] and batch_size is not None  # nothing needs the features once seen
     full_cka = "cka" in metrics and batch_size is None
     if full_cka and gram_bytes(n, len(dims)) > cfg.memory_gb * GIB:
         raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
                           f"matrices (memory_gb={cfg.memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
-    on_disk = not streaming and bytes_needed(n, dims) > cfg.memory_gb * GIB
-    store = None if streaming else FeatureStore(n, dims, run_dir.features if on_disk else None)
-    accumulator = MinibatchCKA() if "cka" in metrics and batch_size is not None else None
+    on_disk = bytes_needed(n, dims) > cfg.memory_gb * GIB
 
     start = time.perf_counter()
     loader = DataLoader(images, batch_size=batch_size or cfg.dataset.batch_size, shuffle=False,
                         num_workers=cfg.dataset.workers)
-    for batch, _ in loader:
-        features = vectors(extractors, batch, cfg.pool, cfg.pixels)
-        if store is not None:
-            store.add(features)
-        if accumulator is not None:
-            accumulator.update(features)
-    compute = {"cka": lambda: accumulator.compute() if accumulator else cka_matrix(store.arrays, cfg.cka.debiased),
-               "mknn": lambda: mutual_knn_matrix(store.arrays, cfg.mknn.k),
-               "ii": lambda: information_imbalance_matrix(store.arrays, cfg.ii.k)}
-    result.matrices = {metric: compute[metric]().numpy() for metric in metrics}
+    matrices = measure(extractors, loader, n, metrics, how=cfg.pool, pixels=cfg.pixels,
+                       minibatch=batch_size is not None, debiased=cfg.cka.debiased, mknn_k=cfg.mknn.k,
+                       ii_k=cfg.ii.k, spill=run_dir.features if on_disk else None)
+    result.matrices = {metric: matrix.numpy() for metric, matrix in matrices.items()}
     seconds = time.perf_counter() - start
-    if on_disk:
-        shutil.rmtree(run_dir.features)  # scratch: similarity.npz holds what was measured
     _write(run_dir, cfg, result, names, weights, backbones, n, seconds)
     _log(cfg, run_dir, result, names, weights)
 
