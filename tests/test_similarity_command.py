@@ -95,15 +95,21 @@ def test_every_model_sees_the_same_images_in_the_same_order(run_task):
 
 
 def test_weights_per_model_from_a_file(run_task, tmp_path):
-    other = create_model("resnet", "resnet18", init_seed=1)
+    other = create_model("resnet", "resnet18", init_seed=1, num_classes=12)
     torch.save(other.net.state_dict(), tmp_path / "seed1.pt")
+    # +model.num_classes reaches both models: the file's 12-class head would not load into 1000 classes
     _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,resnet18]", f"weights=[none,{tmp_path / 'seed1.pt'}]",
-                                         "metric=[cka]"])
+                                         "metric=[cka]", "+model.num_classes=12"])
     result = Similarity.load(run_dir / "similarity.npz")
     assert result.models == ["resnet18 untrained", "resnet18 seed1"]
     cross = np.diag(result.block("cka", 0, 1))
     assert cross[0] == pytest.approx(1) and np.all(cross[1:] < 0.999)  # pixels shared, layers differ
     assert set(result.matrices) == {"cka"}
+    images = held_out_images(N)
+    for classes, same in ((12, True), (1000, False)):  # the head size changes the random draw of every layer
+        untrained = create_model("resnet", "resnet18", image_size=32, num_classes=classes)
+        conv5 = pool(FeatureExtractor(untrained, ["conv5"])(images)["conv5"], "mean")
+        assert (abs(result.matrices["cka"][0, 5] - linear_cka(images.flatten(1), conv5)) < 1e-6) == same
 
 
 def test_minibatch_cka_with_one_batch_equals_the_full_debiased_estimator(run_task):

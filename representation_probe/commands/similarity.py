@@ -98,7 +98,9 @@ def _backbone(cfg: DictConfig, name: str, weights: str) -> Backbone:
     (`model.*` of this command's config; null: the model's own), then this entry's weights."""
     overrides = {key: value for key, value in OmegaConf.to_container(cfg.model, resolve=True).items()
                  if value is not None}
-    return instantiate(OmegaConf.merge(model_config(name), overrides, {"weights": weights}))
+    config = model_config(name)
+    OmegaConf.set_struct(config, False)  # `+model.<key>` may add a key the model's file does not have
+    return instantiate(OmegaConf.merge(config, overrides, {"weights": weights}))
 
 
 def model_config(name: str) -> DictConfig:
