@@ -20,9 +20,9 @@ from representation_probe.models import Backbone, FeatureExtractor
 from representation_probe.reporting import similarity as figures
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir, write_atomic, write_csv
-from representation_probe.similarity.pipeline import bytes_needed, dimensions, gram_bytes, measure
 from representation_probe.similarity.neighbours import check_neighbours
-from representation_probe.similarity.results import METRICS, PIXELS, Similarity
+from representation_probe.similarity.pipeline import bytes_needed, dimensions, gram_bytes, measure
+from representation_probe.similarity.results import METRICS, Similarity
 from representation_probe.validation import as_list, positive_int
 
 log = logging.getLogger(__name__)
@@ -30,40 +30,20 @@ GIB = 2**30
 
 
 def run(cfg: DictConfig) -> None:
+    """Every check first (one line each), then the features and the matrices, then the record."""
     run_dir = RunDir.current()
-    metrics = [str(m) for m in as_list(cfg.metric)]
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise ConfigError(f"unknown metric '{unknown[0] if unknown else ''}'; allowed: {', '.join(METRICS)}")
+    metrics = _metrics(cfg)
     names, weights = _models_and_weights(cfg)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("validate")
     images = datamodule.val_set  # held out, generated from the dataset's seed: the same for every model
     n = len(images)
-    for metric, k in (("mknn", cfg.mknn.k), ("ii", cfg.ii.k)):
-        if metric in metrics:
-            check_neighbours(k, n, f"{metric}.k")
-    batch_size = cfg.cka.batch_size
-    if batch_size is not None and "cka" in metrics and (positive_int("cka.batch_size", batch_size) < 4
-                                                        or n % batch_size):
-        raise ConfigError(f"minibatch CKA needs batches of one size, at least 4: cka.batch_size={batch_size} "
-                          f"must divide the {n} images")
-    size = images[0][0].shape[-1]
-    backbones = [_backbone(cfg, name, w) for name, w in zip(names, weights)]
-    wrong = [f"{name} {b.image_size} px" for name, b in zip(names, backbones) if b.image_size != size]
-    if wrong:
-        raise ConfigError(f"every model must see the same images, {size} px (dataset.image_size): {', '.join(wrong)}; "
-                          "set model.image_size for all models or dataset.image_size")
+    batch_size = _check_counts(cfg, metrics, n)
+    backbones = _backbones(cfg, names, weights, image_size=images[0][0].shape[-1])
     extractors = [FeatureExtractor(b, list(b.probe_points)) for b in backbones]
-    result = Similarity(models=_labels(names, weights), model=[-1] if cfg.pixels else [],
-                        layer=[PIXELS] if cfg.pixels else [], depth=[0.0] if cfg.pixels else [])
-    for m, b in enumerate(backbones):
-        result.model += [m] * len(b.probe_points)
-        result.layer += list(b.probe_points)
-        result.depth += list(b.probe_points.values())
-    dims = dimensions(extractors, size, cfg.pool, cfg.pixels)
-    full_cka = "cka" in metrics and batch_size is None
-    if full_cka and gram_bytes(n, len(dims)) > cfg.memory_gb * GIB:
+    result = Similarity.over(_labels(names, weights), [b.probe_points for b in backbones], cfg.pixels)
+    dims = dimensions(extractors, backbones[0].image_size, cfg.pool, cfg.pixels)
+    if "cka" in metrics and batch_size is None and gram_bytes(n, len(dims)) > cfg.memory_gb * GIB:
         raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
                           f"matrices (memory_gb={cfg.memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
     on_disk = bytes_needed(n, dims) > cfg.memory_gb * GIB
@@ -78,6 +58,36 @@ def run(cfg: DictConfig) -> None:
     seconds = time.perf_counter() - start
     _write(run_dir, cfg, result, names, weights, backbones, n, seconds)
     _log(cfg, run_dir, result, names, weights)
+
+
+def _metrics(cfg: DictConfig) -> list[str]:
+    metrics = [str(m) for m in as_list(cfg.metric)]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ConfigError(f"unknown metric '{unknown[0] if unknown else ''}'; allowed: {', '.join(METRICS)}")
+    return metrics
+
+
+def _check_counts(cfg: DictConfig, metrics: list[str], n: int) -> int | None:
+    """k of each neighbour metric below n; the minibatch size (returned) dividing n."""
+    for metric, k in (("mknn", cfg.mknn.k), ("ii", cfg.ii.k)):
+        if metric in metrics:
+            check_neighbours(k, n, f"{metric}.k")
+    batch_size = cfg.cka.batch_size
+    if batch_size is not None and "cka" in metrics and (positive_int("cka.batch_size", batch_size) < 4
+                                                        or n % batch_size):
+        raise ConfigError(f"minibatch CKA needs batches of one size, at least 4: cka.batch_size={batch_size} "
+                          f"must divide the {n} images")
+    return batch_size
+
+
+def _backbones(cfg: DictConfig, names: list[str], weights: list[str], image_size: int) -> list[Backbone]:
+    backbones = [_backbone(cfg, name, w) for name, w in zip(names, weights)]
+    wrong = [f"{name} {b.image_size} px" for name, b in zip(names, backbones) if b.image_size != image_size]
+    if wrong:
+        raise ConfigError(f"every model must see the same images, {image_size} px (dataset.image_size): "
+                          f"{', '.join(wrong)}; set model.image_size for all models or dataset.image_size")
+    return backbones
 
 
 def _models_and_weights(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -98,12 +108,12 @@ def _backbone(cfg: DictConfig, name: str, weights: str) -> Backbone:
     (`model.*` of this command's config; null: the model's own), then this entry's weights."""
     overrides = {key: value for key, value in OmegaConf.to_container(cfg.model, resolve=True).items()
                  if value is not None}
-    config = model_config(name)
+    config = _model_config(name)
     OmegaConf.set_struct(config, False)  # `+model.<key>` may add a key the model's file does not have
     return instantiate(OmegaConf.merge(config, overrides, {"weights": weights}))
 
 
-def model_config(name: str) -> DictConfig:
+def _model_config(name: str) -> DictConfig:
     """The model group's config `name`, composed by Hydra (its defaults list resolved)."""
     overrides = [f"+model={name}"]
     try:

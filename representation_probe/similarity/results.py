@@ -36,6 +36,14 @@ class Similarity:
     depth: list[float]  # relative depth: 0 for the pixels, (i + 1) / n for probe point i of n
     matrices: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def over(cls, models: list[str], probe_points: list[dict[str, float]], pixels: bool) -> Similarity:
+        """The axis: the pixels (if compared), then each model's probe points with their relative depth."""
+        entries = [(-1, PIXELS, 0.0)] if pixels else []
+        entries += [(m, layer, depth) for m, points in enumerate(probe_points) for layer, depth in points.items()]
+        model, layer, depth = (list(column) for column in zip(*entries))
+        return cls(models, model, layer, depth)
+
     def axis(self, m: int) -> list[int]:
         """Model m's representations, input to output: the pixels (depth 0) first when they were compared."""
         return [i for i, owner in enumerate(self.model) if owner in (-1, m)]
