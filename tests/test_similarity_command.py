@@ -15,7 +15,7 @@ from representation_probe.reporting import write_report
 from representation_probe.similarity import cka_matrix, information_imbalance, linear_cka
 from representation_probe.similarity.results import Similarity
 
-from .conftest import cli, error_lines
+from .conftest import cli, compose_config, error_lines
 from .test_sweeps import wandb_history
 
 N = 24
@@ -140,6 +140,15 @@ def test_report_shows_heatmaps_and_profiles(run_task, tmp_path):
     files = {p.name for p in (tmp_path / "report" / "report_files").iterdir()}
     assert files == {"similarity_0_cka.png", "similarity_0_ii.png", "similarity_0_profiles.png"}
     assert "Failed or incomplete" not in page
+
+
+def test_experiment_pairs_each_comparison_s_models_with_their_weights():
+    sweep = compose_config("similarity", ["experiment=similarity_depth"], hydra=True).hydra.sweeper.params
+    for comparison in sweep.comparison.split(","):
+        cfg = compose_config("similarity", ["experiment=similarity_depth", f"comparison={comparison}"])
+        assert len(cfg.models) == len(cfg.weights) >= 2 and cfg.model.num_classes == 12
+        assert all(w == "none" or w.endswith("/checkpoints/last.ckpt") for w in cfg.weights)
+    assert set(sweep.pool.split(",")) == {"mean", "flatten"}
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -40,7 +40,8 @@ def measure(extractors: list[FeatureExtractor], batches: Iterable, count: int, m
     for images, *_ in batches:
         features = vectors(extractors, images, how, pixels)
         if keep:
-            store = store or FeatureStore(count, [f.shape[1] for f in features], spill)
+            if store is None:
+                store = FeatureStore(count, [f.shape[1] for f in features], spill)
             store.add(features)
         if accumulator is not None:
             accumulator.update(features)
