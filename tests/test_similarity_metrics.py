@@ -217,7 +217,8 @@ def test_matrices_match_the_pairwise_functions_and_take_numpy():
     (lambda: mutual_knn(X, Y[:10]), "x has 300 rows, y has 10"),
     (lambda: mutual_knn(X[:10], Y[:10], k=10), "k must be an integer from 1 to 9"),
     (lambda: information_imbalance(X[:5], Y[:5], k=0), "k must be an integer from 1 to 4"),
-    (lambda: linear_cka(X[:3], Y[:3], debiased=True), "at least 4 inputs"),
+    (lambda: linear_cka(X[:3], Y[:3], debiased=True), "at least 4 inputs"),  # Gram form (d > n)
+    (lambda: linear_cka(X[:3, :1], Y[:3, :1], debiased=True), "at least 4 inputs"),  # feature form
     (lambda: linear_cka(torch.ones(5), Y[:5]), r"\(n, d\)"),
 ])
 def test_bad_input_is_one_line(call, message):

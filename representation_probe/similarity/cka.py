@@ -45,8 +45,7 @@ def center_gram(gram: torch.Tensor, debiased: bool = False) -> torch.Tensor:
     if not debiased:
         gram = gram - gram.mean(dim=-2, keepdim=True)
         return gram - gram.mean(dim=-1, keepdim=True)
-    if n < 4:
-        raise ConfigError(f"the unbiased HSIC estimator needs at least 4 inputs, got {n}")
+    _check_unbiased(n)
     gram = gram.clone()
     gram.diagonal(dim1=-2, dim2=-1).zero_()
     total = gram.sum(dim=(-2, -1), keepdim=True) / ((n - 1) * (n - 2))
@@ -62,8 +61,7 @@ def hsic(gram_x: torch.Tensor, gram_y: torch.Tensor, debiased: bool = False) -> 
     n = gram_x.shape[-1]
     if not debiased:
         return (center_gram(gram_x) * center_gram(gram_y)).sum() / (n - 1) ** 2
-    if n < 4:
-        raise ConfigError(f"the unbiased HSIC estimator needs at least 4 inputs, got {n}")
+    _check_unbiased(n)
     k, l = gram_x.clone(), gram_y.clone()
     k.fill_diagonal_(0)
     l.fill_diagonal_(0)
@@ -85,6 +83,8 @@ def linear_cka(x: Array, y: Array, debiased: bool = False) -> float:
         CKA, or NaN when either representation is constant over the inputs.
     """
     x, y = as_pair(x, y)
+    if debiased:
+        _check_unbiased(len(x))
     if max(x.shape[1], y.shape[1]) < len(x):  # d < n: d1 x d2 products are cheaper than n x n Grams
         xy, xx, yy = (_feature_hsic(a, b, debiased) for a, b in ((x, y), (x, x), (y, y)))
         return float(_normalise(torch.stack([xx, xy, xy, yy]).view(2, 2))[0, 1])
@@ -170,6 +170,11 @@ class MinibatchCKA:
         if self.sums is None:
             raise ConfigError("minibatch CKA has seen no batch")
         return _normalise(self.sums)
+
+
+def _check_unbiased(n: int) -> None:
+    if n < 4:
+        raise ConfigError(f"the unbiased HSIC estimator needs at least 4 inputs, got {n}")
 
 
 def _normalise(hsic_matrix: torch.Tensor) -> torch.Tensor:
