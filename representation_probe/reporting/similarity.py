@@ -24,9 +24,10 @@ def heatmaps(result: Similarity, metric: str) -> bytes:
     rows = -(-len(pairs) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.9 * rows), squeeze=False)
     cmap = "viridis_r" if metric == "ii" else "viridis"  # bright: alike, for every metric
+    top = float(np.nanmax(result.matrices[metric])) if metric == "ii" else 1.0  # II of near images stays small
     for ax, (a, b) in zip(axes.flat, pairs):
         block = result.block(metric, a, b)
-        image = ax.imshow(block, origin="lower", cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        image = ax.imshow(block, origin="lower", cmap=cmap, vmin=0, vmax=top, aspect="auto")
         for axis, ticks, model in ((ax.set_yticks, result.axis(a), a), (ax.set_xticks, result.axis(b), b)):
             axis(range(len(ticks)), [f"{result.layer[i]} ({result.depth[i]:.2g})" for i in ticks], fontsize=7)
         ax.tick_params(axis="x", labelrotation=60)
@@ -35,7 +36,7 @@ def heatmaps(result: Similarity, metric: str) -> bytes:
         if block.size <= 100:
             for (i, j), value in np.ndenumerate(block):
                 ax.text(j, i, "-" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if (value > 0.5) == (metric == "ii") else "black")
+                        color="white" if (value > top / 2) == (metric == "ii") else "black")
         fig.colorbar(image, ax=ax, fraction=0.046)
     for ax in axes.flat[len(pairs):]:
         ax.axis("off")
