@@ -138,7 +138,7 @@ def test_report_shows_heatmaps_and_profiles(run_task, tmp_path):
     page = write_report([run_dir], tmp_path / "report").read_text()
     assert "Similarity of layers" in page and "resnet18 untrained vs vit_tiny untrained" in page
     files = {p.name for p in (tmp_path / "report" / "report_files").iterdir()}
-    assert files == {"similarity_0_cka.png", "similarity_0_ii.png", "similarity_0_profiles.png"}
+    assert files == {f"similarity_0_{run_dir.name}_{name}.png" for name in ("cka", "ii", "profiles")}
     assert "Failed or incomplete" not in page
 
 

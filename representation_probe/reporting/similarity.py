@@ -78,7 +78,8 @@ def section(runs: list[Run], figure: Callable[[str, bytes, str], str]) -> str:
         first = run.summaries[0]
         where = f"{run.path.name}: {first['images']} images, pool={first['pool']}"
         parts.append(f"<h3>{html.escape(' vs '.join(result.models))}</h3>")
-        parts += [figure(f"similarity_{i}_{metric}.png", heatmaps(result, metric), f"{TITLES[metric]} ({where})")
+        name = f"similarity_{i}_{run.path.name}"  # the index keeps runs of one name apart
+        parts += [figure(f"{name}_{metric}.png", heatmaps(result, metric), f"{TITLES[metric]} ({where})")
                   for metric in result.matrices]
-        parts.append(figure(f"similarity_{i}_profiles.png", profiles(result), f"processing steps ({where})"))
+        parts.append(figure(f"{name}_profiles.png", profiles(result), f"processing steps ({where})"))
     return "".join(parts)
