@@ -4,7 +4,9 @@ of several models and the pixels, on the same held-out images; processing-step p
 from __future__ import annotations
 
 import logging
+import math
 import time
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -56,8 +58,8 @@ def run(cfg: DictConfig) -> None:
                        ii_k=cfg.ii.k, spill=run_dir.features if on_disk else None)
     result.matrices = {metric: matrix.numpy() for metric, matrix in matrices.items()}
     seconds = time.perf_counter() - start
-    _write(run_dir, cfg, result, names, weights, backbones, n, seconds)
-    _log(cfg, run_dir, result, names, weights)
+    figures_written = _write(run_dir, cfg, result, names, weights, backbones, n, seconds)
+    _log(cfg, result, names, weights, figures_written)
 
 
 def _metrics(cfg: DictConfig) -> list[str]:
@@ -132,9 +134,9 @@ def _labels(names: list[str], weights: list[str]) -> list[str]:
 
 
 def _write(run_dir: RunDir, cfg: DictConfig, result: Similarity, names: list[str], weights: list[str],
-           backbones: list[Backbone], n: int, seconds: float) -> None:
+           backbones: list[Backbone], n: int, seconds: float) -> list[Path]:
     """config.yaml, similarity.npz, one CSV per model pair and metric, profiles.csv, best_match.csv,
-    summary.json (a row per model and representation) and the figures."""
+    summary.json (a row per model and representation) and the figures, whose paths it returns."""
     run_dir.write_config(cfg)
     result.save(run_dir.similarity_file)
     for metric in result.matrices:
@@ -158,12 +160,14 @@ def _write(run_dir: RunDir, cfg: DictConfig, result: Similarity, names: list[str
             rows.append(dict(common, model=names[m], weights=weights[m], label=label, layer=result.layer[i],
                              relative_depth=result.depth[i], **backbones[m].details, **values))
     run_dir.write_summary(rows)
-    for metric in result.matrices:
-        write_atomic(run_dir.figure(f"similarity_{metric}"), figures.heatmaps(result, metric))
-    write_atomic(run_dir.figure("profiles"), figures.profiles(result))
+    pngs = {run_dir.figure(f"similarity_{metric}"): figures.heatmaps(result, metric) for metric in result.matrices}
+    pngs[run_dir.figure("profiles")] = figures.profiles(result)
+    for path, png in pngs.items():
+        write_atomic(path, png)
+    return list(pngs)
 
 
-def _log(cfg: DictConfig, run_dir: RunDir, result: Similarity, names: list[str], weights: list[str]) -> None:
+def _log(cfg: DictConfig, result: Similarity, names: list[str], weights: list[str], pngs: list[Path]) -> None:
     """The headline numbers to the log, the figures to the configured loggers."""
     for row in result.profiles():
         if row["step"] is not None:
@@ -171,8 +175,7 @@ def _log(cfg: DictConfig, run_dir: RunDir, result: Similarity, names: list[str],
                      "-" if row["vs_pixels"] is None else f"{row['vs_pixels']:.3f}")
     for logger in build_loggers(cfg, tags=[*names, *(f"weights:{w}" for w in weights), "similarity"]):
         if hasattr(logger, "log_image"):
-            pngs = [run_dir.figure(f"similarity_{metric}") for metric in result.matrices] + [run_dir.figure("profiles")]
             logger.log_image("similarity/figures", [str(p) for p in pngs], step=0, caption=[p.stem for p in pngs])
         steps = {f"similarity/{r['metric']}/step/{r['model']}/{r['layer']}": r["step"] for r in result.profiles()
-                 if r["step"] is not None and r["step"] == r["step"]}
+                 if r["step"] is not None and math.isfinite(r["step"])}
         logger.log_metrics(steps, step=0)
