@@ -17,6 +17,7 @@ from representation_probe.similarity.results import Similarity
 
 from .conftest import cli, compose_config, error_lines
 from .test_sweeps import wandb_history
+from .test_training import write_folder
 
 N = 24
 TINY = [f"dataset.count={N}", "dataset.image_size=32", "dataset.batch_size=10", "mknn.k=3", "logger=csv"]
@@ -131,6 +132,14 @@ def test_features_beyond_the_memory_limit_go_to_disk_with_the_same_result(run_ta
         assert np.array_equal(Similarity.load(memory_dir / "similarity.npz").matrices[metric],
                               Similarity.load(disk_dir / "similarity.npz").matrices[metric])
     assert not (disk_dir / "features").exists()  # scratch removed
+
+
+def test_an_image_folder_compares_its_whole_validation_split(run_task, tmp_path):
+    write_folder(tmp_path / "images" / "train")
+    write_folder(tmp_path / "images" / "val", per_class=3)
+    _, run_dir = run_task("similarity", ["models=[resnet18]", "dataset=folder", f"dataset.root={tmp_path / 'images'}",
+                                         "dataset.image_size=32", "mknn.k=2", "logger=csv"])
+    assert json.loads((run_dir / "summary.json").read_text())[0]["images"] == 9
 
 
 def test_report_shows_heatmaps_and_profiles(run_task, tmp_path):

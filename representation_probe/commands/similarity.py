@@ -36,9 +36,11 @@ def run(cfg: DictConfig) -> None:
     run_dir = RunDir.current()
     metrics = _metrics(cfg)
     names, weights = _models_and_weights(cfg)
-    datamodule = instantiate(cfg.dataset)
+    # the held-out split, the same images for every model: dataset.count of them where the dataset
+    # generates its images (patches, noise), a folder's whole validation split
+    datamodule = instantiate(cfg.dataset, **({"val_count": cfg.dataset.count} if "count" in cfg.dataset else {}))
     datamodule.setup("validate")
-    images = datamodule.val_set  # held out, generated from the dataset's seed: the same for every model
+    images = datamodule.val_set
     n = len(images)
     batch_size = _check_counts(cfg, metrics, n)
     backbones = _backbones(cfg, names, weights, image_size=images[0][0].shape[-1])

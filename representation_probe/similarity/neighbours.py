@@ -21,6 +21,8 @@ QUANTILE = 0.95  # platonic-rep's outlier clamp
 
 def check_neighbours(k, n: int, name: str = "k") -> int:
     """k if it is an integer in 1..n-1 (an input is never its own neighbour), else one ConfigError line."""
+    if n < 2:
+        raise ConfigError(f"neighbours need at least 2 inputs, got {n}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
         raise ConfigError(f"{name} must be an integer from 1 to {n - 1} (fewer than the {n} inputs), got {k!r}")
     return k
