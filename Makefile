@@ -25,6 +25,8 @@ bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in b
 	$(PY) bench/invert_bench.py
 	$(PY) bench/train_bench.py
 	OMP_NUM_THREADS=1 $(PY) bench/mlp_bench.py --steps 2000 --repeats 3 --threads 1
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/similarity_bench.py
 
 browser:  ## Debian's chromium, for the test that screenshots the HTML report
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \

@@ -3,8 +3,8 @@
 WORKER = "in DataLoader worker process"
 
 
-class ConfigError(Exception):
-    """Bad user input: says what was wrong and what is allowed."""
+class ConfigError(ValueError):
+    """Bad user input: says what was wrong and what is allowed (a ValueError to Python callers)."""
 
     def __init__(self, message: str):
         # A DataLoader worker's exception is re-raised in the main process as the same type, with the

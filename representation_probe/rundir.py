@@ -52,6 +52,8 @@ class RunDir:
     trained_kernels = property(lambda self: self.images / "conv1_kernels.png")  # a training run's first layer
     a_pp_median = property(lambda self: self.images / "a_pp_median.png")  # the median inverted noisy output
     decoders = property(lambda self: self.path / "decoders.ckpt")  # the best decoders, for reuse
+    similarity_file = property(lambda self: self.path / "similarity.npz")  # every layer x layer matrix
+    features = property(lambda self: self.path / "features")  # scratch: features too large for memory
 
     def figure(self, name: str) -> Path:
         """A study's figure at the top of the run directory (kernels, spectra, noise_histogram, ...)."""
@@ -64,6 +66,10 @@ class RunDir:
     def table(self, name: str) -> Path:
         """A study's table at the top of the run directory (spectra, noise)."""
         return self.path / f"{name}.csv"
+
+    def similarity_table(self, metric: str, a: int, b: int) -> Path:
+        """One metric's layer x layer matrix of models a (rows) and b (columns), by their index."""
+        return self.table(f"{metric}_model{a}_model{b}")
 
     def target(self, image: str) -> Path:
         return self.images / f"target_{image}.png"
