@@ -47,6 +47,7 @@ class RunDir:
     images = property(lambda self: self.path / "images")
     trained_kernels = property(lambda self: self.images / "conv1_kernels.png")  # a training run's first layer
     a_pp_median = property(lambda self: self.images / "a_pp_median.png")  # the median inverted noisy output
+    reconstructions = property(lambda self: self.images / "reconstructions.png")  # test images over their D(E(x))
 
     def figure(self, name: str) -> Path:
         """A study's figure at the top of the run directory (kernels, spectra, noise_histogram, ...)."""

@@ -50,3 +50,8 @@ def config_error(err: BaseException | None) -> ConfigError | None:
     while err is not None and not isinstance(err, ConfigError):
         err = err.__cause__
     return err
+
+
+def config_choice(group: str) -> str | None:
+    """The option chosen for a config group in the running job (`dataset=digits` -> 'digits')."""
+    return HydraConfig.get().runtime.choices.get(group)

@@ -32,13 +32,17 @@ class ArrayDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index].float() * self.scale
-        if self.size is not None and image.shape[-1] != self.size:
-            image = F.interpolate(image[None], size=(self.size, self.size), mode="bilinear",
-                                  align_corners=False, antialias=True)[0].clamp(0, 1)
-        if self.channels is not None and image.shape[0] != self.channels:
-            image = image.expand(self.channels, -1, -1)
-        return image, int(self.labels[index])
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A whole batch in a few tensor ops (the DataLoader asks for batches through this)."""
+        images = self.images[indices].float() * self.scale
+        if self.size is not None and images.shape[-1] != self.size:
+            images = F.interpolate(images, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                   antialias=True).clamp(0, 1)
+        if self.channels is not None and images.shape[1] != self.channels:
+            images = images.expand(-1, self.channels, -1, -1)
+        return list(zip(images, self.labels[indices].tolist()))
 
 
 class ArrayDataModule(TrainValDataModule):
