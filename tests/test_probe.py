@@ -11,6 +11,7 @@ from omegaconf import OmegaConf, open_dict
 from torch.utils.data import TensorDataset
 
 from representation_probe.data.base import TrainValDataModule
+from representation_probe.reporting import write_report
 
 from .conftest import error_lines
 
@@ -50,13 +51,15 @@ def probe(hydra_job, overrides: list[str], shuffled: bool = False) -> list[dict]
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_separable_classes_are_found_at_every_layer_and_shuffled_labels_stay_at_chance(hydra_job):
+def test_separable_classes_are_found_at_every_layer_and_shuffled_labels_stay_at_chance(hydra_job, tmp_path):
     rows = probe(hydra_job, MLP)
     assert [r["layer"] for r in rows] == ["fc1", "fc2"] and [r["relative_depth"] for r in rows] == [0.5, 1.0]
     assert all(r["accuracy"] > 0.97 for r in rows), rows
     assert [r["features"] for r in rows] == [64, 64] and all(r["classes"] == CLASSES for r in rows)
     chance = probe(hydra_job, MLP, shuffled=True)
     assert all(abs(r["accuracy"] - 1 / CLASSES) < 0.1 for r in chance), chance  # 400 test images: sd ~0.02
+    page = write_report([tmp_path], tmp_path / "report").read_text()
+    assert "Linear probes: test accuracy per layer" in page and (tmp_path / "report/report_files/probe_accuracy.png").is_file()
 
 
 def test_cached_features_give_the_same_probes_as_running_the_backbone_every_step(hydra_job):

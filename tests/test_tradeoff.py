@@ -174,3 +174,10 @@ def test_a_two_job_sweep_and_its_report(tmp_path):
     assert "Classification vs reconstruction" in page and "Pareto" in page
     sources = re.findall(r"<img src='([^']+)'", page)
     assert sources and all((sweep / src).is_file() for src in sources)
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    from representation_probe.reporting.tradeoff import pareto_front
+
+    points = [(0.1, 0.9), (0.2, 0.95), (0.15, 0.85), (0.3, 0.94), (0.2, 0.95), (0.1, 0.8)]
+    assert pareto_front(points) == [(0.1, 0.9), (0.2, 0.95)]  # by MSE; a repeated point once

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from representation_probe import rundir
-from representation_probe.reporting import plots
+from representation_probe.reporting import plots, tradeoff
 from representation_probe.reporting.labels import labeler, layer_order, weights_label
 from representation_probe.rundir import Run, find_runs
 
@@ -56,6 +56,9 @@ def write_report(roots: list[Path], out: Path) -> Path:
         sections.append(_section("Invertibility studies (exact inversion, output noise, ReLU widths)", "".join(
             _figure(files, f"invertibility_{i}_{p.name}", p.read_bytes(), out, caption=_rel(r.path, out))
             for i, (r, p) in enumerate(studies))))
+    for study in tradeoff.sections(runs):  # the trade-off and linear probes
+        sections.append(_section(study.title, "".join(_figure(files, name, data, out) for name, data in study.figures)
+                                 + _table(study.headers, study.rows, text_columns=study.text_columns)))
     failed = [r for r in runs if r.status != "done"]
     if failed:
         sections.append(_section(f"Failed or incomplete jobs ({len(failed)})", _failure_table(failed, out)))
