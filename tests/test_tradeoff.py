@@ -87,7 +87,8 @@ def test_architectures_fit_any_input_and_mnist_gets_the_original_sizes(name, sha
 
 def test_trade_off_models_are_refused_elsewhere_and_registry_models_by_tradeoff(run_main):
     for command, overrides in [("train", ["model=tradeoff_fc_small"]), ("tradeoff", ["model=resnet18"]),
-                               ("tradeoff", ["tradeoff.weight=1.5"]), ("tradeoff", ["+model.dropout=0.1"])]:
+                               ("tradeoff", ["tradeoff.weight=1.5"]), ("tradeoff", ["+model.dropout=0.1"]),
+                               ("tradeoff", ["dataset=noise"])]:  # 224 px: far too wide a FC net
         result = run_main(command, ["logger=csv", *overrides])
         assert result.code == 2 and len(error_lines(result.err)) == 1, (command, overrides, result.err)
     assert "tradeoff command only" in run_main("train", ["model=tradeoff_fc_small", "dataset=digits"]).err

@@ -19,6 +19,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.validation import positive_int
 
 MNIST_INPUTS = 784
+MAX_FC_WEIGHTS = 200_000_000  # 800 MB of float32
 FC_HIDDEN = {"small": (), "medium": (616,), "large": (716, 684, 616)}  # encoder widths for 784 inputs
 FC_HEAD = {"small": (), "medium": (12,), "large": (64,)}  # classifier hidden widths
 
@@ -50,6 +51,11 @@ def fc_net(size: str, input_shape: tuple[int, ...], num_classes: int, latent: in
     ends in tanh; the classifier head is d -> 10, d -> 12 -> 10 or d -> 64 -> 10 (small/medium/large)."""
     inputs = math.prod(input_shape)
     hidden = [max(1, round(width * inputs / MNIST_INPUTS)) for width in FC_HIDDEN[size]]
+    widths = [inputs, *hidden, latent]
+    weights = 2 * sum(a * b for a, b in zip(widths, widths[1:]))  # encoder and decoder
+    if weights > MAX_FC_WEIGHTS:  # e.g. 224 px noise: the hidden widths grow with the input
+        raise ConfigError(f"tradeoff_fc_{size} on {'x'.join(map(str, input_shape))} inputs would have {weights:,} weights "
+                          f"(limit {MAX_FC_WEIGHTS:,}); use a smaller dataset.image_size or a CNN")
     encoder = nn.Sequential(nn.Flatten(), *_layers([inputs, *hidden, latent], nn.ReLU()))
     decoder = nn.Sequential(*_layers([latent, *hidden[::-1], inputs], nn.Tanh()), nn.Unflatten(1, input_shape))
     classifier = nn.Sequential(*_layers([latent, *FC_HEAD[size], num_classes], None))
