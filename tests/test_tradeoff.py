@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch.utils.data import SequentialSampler
 
 from representation_probe import ConfigError
 from representation_probe.data import DigitsDataModule, TorchvisionDataModule
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
 
-from .conftest import cli, error_lines
+from .conftest import CONF, cli, compose_config, error_lines
 
 SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 
@@ -83,6 +84,14 @@ def test_architectures_fit_any_input_and_mnist_gets_the_original_sizes(name, sha
         assert widths == original.get(name, [])
         latent = {"tradeoff_cnn_small": (16, 4, 4), "tradeoff_cnn_large": (128, 4, 4)}
         assert tuple(z.shape[1:]) == latent.get(name, (4,))
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_each_architecture_has_its_model_config(name):
+    cfg = compose_config("tradeoff", [f"model={name}", "tradeoff.latent=3"])
+    net = instantiate(cfg.model, input_shape=(1, 8, 8), num_classes=10, latent=cfg.tradeoff.latent)
+    assert net.latent == 3 and net.classifier(net.encoder(torch.rand(2, 1, 8, 8))).shape == (2, 10)
+    assert sorted(p.stem for p in (CONF / "model").glob("tradeoff_*.yaml")) == sorted(ARCHITECTURES)
 
 
 def test_trade_off_models_are_refused_elsewhere_and_registry_models_by_tradeoff(run_main):
