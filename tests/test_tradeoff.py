@@ -181,7 +181,7 @@ def test_a_two_job_sweep_and_its_report(tmp_path):
     report = cli("report", str(sweep), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     page = (sweep / "report.html").read_text()
-    assert "Classification vs reconstruction" in page and "Pareto" in page
+    assert "Classification vs reconstruction" in page and "tradeoff_pareto.png" in page
     sources = re.findall(r"<img src='([^']+)'", page)
     assert sources and all((sweep / src).is_file() for src in sources)
 
