@@ -126,8 +126,8 @@ def _finite(obj):
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    if rows:  # the columns of every row, in order of appearance (later rows may add some)
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
         writer.writeheader()
         writer.writerows(rows)
     write_atomic(path, buffer.getvalue().encode())

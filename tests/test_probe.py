@@ -12,6 +12,7 @@ from torch.utils.data import TensorDataset
 
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.reporting import write_report
+from representation_probe.rundir import read_run
 
 from .conftest import error_lines
 
@@ -48,7 +49,11 @@ def probe(hydra_job, overrides: list[str], shuffled: bool = False) -> list[dict]
     with open_dict(cfg):
         cfg.dataset = OmegaConf.create({"_target_": f"{__name__}.ToyData", "image_size": 4, "shuffled": shuffled})
     importlib.import_module("representation_probe.commands.probe").run(cfg)
-    return json.loads((run_dir / "summary.json").read_text())
+    rows = json.loads((run_dir / "summary.json").read_text())
+    history = read_run(run_dir).metrics  # one row per validation epoch, then the test
+    assert history[-1]["stage"] == "test" and len(history) == rows[0]["epochs"] + 1
+    assert [history[-1][f"test/acc/{r['layer']}"] for r in rows] == pytest.approx([r["accuracy"] for r in rows])
+    return rows
 
 
 def test_separable_classes_are_found_at_every_layer_and_shuffled_labels_stay_at_chance(hydra_job, tmp_path):

@@ -15,6 +15,7 @@ from torch.utils.data import SequentialSampler
 
 from representation_probe import ConfigError
 from representation_probe.data import DigitsDataModule, TorchvisionDataModule
+from representation_probe.rundir import read_run
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
 
 from .conftest import CONF, cli, compose_config, error_lines
@@ -168,6 +169,10 @@ def test_on_digits_classification_weight_buys_accuracy_and_reconstruction_weight
     assert summary["latent"] == summary["latent_size"] == 8 and summary["dataset"] == "digits"
     assert summary["steps"] == 600 and summary["best_checkpoint"].endswith(".ckpt")
     assert (run_dir / "images" / "reconstructions.png").is_file()
+    history = read_run(run_dir).metrics  # every validation of the fit, the selected epoch's, then the test
+    assert [row["stage"] for row in history] == ["fit"] * 20 + ["validate", "test"]
+    assert [row["step"] for row in history[:3]] == [30, 60, 90]
+    assert history[-1]["test/acc"] == pytest.approx(runs[1]["accuracy"]) and "val/loss" in history[0]  # run_dir: w = 1
 
 
 @pytest.mark.slow

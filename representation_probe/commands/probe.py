@@ -16,6 +16,7 @@ from representation_probe.loggers import build_loggers
 from representation_probe.models import Backbone
 from representation_probe.probes import LinearProbes, PooledFeatures, cache_features
 from representation_probe.rundir import RunDir
+from representation_probe.training import MetricsHistory
 from representation_probe.training.checkpoints import build_callbacks
 from representation_probe.validation import as_list, positive_int
 
@@ -51,8 +52,10 @@ def run(cfg: DictConfig) -> float:
     loaders = {name: probe_loader(data, batch_size, shuffle=name == "train", seed=cfg.seed, workers=workers)
                for name, data in splits.items()}
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "probe"])
+    history = MetricsHistory()
     trainer = instantiate(cfg.trainer, logger=loggers or False, enable_checkpointing=False,
-                          callbacks=build_callbacks(cfg.get("callbacks") or {}, run_dir), default_root_dir=run_dir.path)
+                          callbacks=[*build_callbacks(cfg.get("callbacks") or {}, run_dir), history],
+                          default_root_dir=run_dir.path)
     trainer.fit(module, loaders["train"], loaders["val"])
     module.select_best()
     trainer.test(module, loaders["test"], verbose=False)
@@ -66,6 +69,7 @@ def run(cfg: DictConfig) -> float:
             for i, layer in enumerate(layers)]
     if trainer.is_global_zero:
         run_dir.write_config(cfg)
+        run_dir.write_metrics(history.rows)
         run_dir.write_summary(rows)
     return sum(row["val_acc"] for row in rows) / len(rows)
 

@@ -16,6 +16,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.loggers import build_loggers
 from representation_probe.rundir import RunDir, write_png
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule
+from representation_probe.training import MetricsHistory
 from representation_probe.training.checkpoints import build_callbacks, resume_path
 
 
@@ -37,7 +38,8 @@ def run(cfg: DictConfig) -> float:
                       num_classes=datamodule.num_classes, latent=cfg.tradeoff.latent)
     module = TradeoffModule(net, weight, instantiate(cfg.optimizer))
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weight:{weight}", f"latent:{net.latent}", "tradeoff"])
-    callbacks = build_callbacks(cfg.get("callbacks") or {}, run_dir)
+    history = MetricsHistory()
+    callbacks = [*build_callbacks(cfg.get("callbacks") or {}, run_dir), history]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
@@ -49,6 +51,7 @@ def run(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         write_png(run_dir.reconstructions, reconstruction_grid(module, test_set))
         run_dir.write_config(cfg)
+        run_dir.write_metrics(history.rows)
         run_dir.write_summary(dict(
             command="tradeoff", model=cfg.model.name, dataset=config_choice("dataset"), seed=cfg.seed,
             weight=weight, latent=net.latent, latent_size=net.latent_size,
