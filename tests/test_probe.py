@@ -10,11 +10,13 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from torch.utils.data import TensorDataset
 
+from representation_probe.data import FolderDataModule, NoiseDataModule, PatchDataModule
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.reporting import write_report
 from representation_probe.rundir import read_run
 
 from .conftest import error_lines
+from .test_training import write_folder
 
 CLASSES = 4
 MLP = ["model=mlp", "model.widths=[64,64]", "model.activation=relu", "logger=csv", "trainer.max_epochs=40"]
@@ -90,3 +92,19 @@ def test_bad_probe_input_is_one_line(run_main):
         result = run_main("probe", ["model=resnet10", "logger=csv", "dataset.count=8", "dataset.val_count=4",
                                     "dataset.test_count=4", "dataset.image_size=16", *overrides])
         assert result.code == 2 and words in result.err and len(error_lines(result.err)) == 1, result.err
+
+
+def test_generated_sets_and_folders_have_a_test_split_of_their_own(tmp_path):
+    patches = PatchDataModule(count=4, val_count=4, test_count=4, image_size=16)
+    noise = NoiseDataModule(count=4, val_count=4, test_count=4, classes=3, image_size=8)
+    for data in (patches, noise):
+        data.setup()
+        test = torch.stack([data.test_set[i][0] for i in range(4)])
+        for other in (data.train_set, data.val_set):  # (single crops may repeat: colorwheel's white corners)
+            assert not torch.equal(test, torch.stack([other[i][0] for i in range(4)]))
+        assert torch.equal(test[0], data.test_set[0][0])  # generated again, the same
+    for split, count in (("train", 4), ("val", 2), ("test", 3)):
+        write_folder(tmp_path / split, per_class=count)
+    folder = FolderDataModule(str(tmp_path), image_size=8, workers=0)
+    folder.setup()
+    assert len(folder.require_test_set()) == 9 and folder.num_classes == 3

@@ -37,7 +37,8 @@ def image_folder(root: Path, transform) -> datasets.ImageFolder:
 
 class FolderDataModule(TrainValDataModule):
     """A class-per-folder tree: `root/train` + `root/val` (the ImageNet layout), or one tree of which
-    a seeded `val_fraction` of the images is held out; with train + val, `root/test` (if any) is the test set."""
+    a seeded `val_fraction` of the images is held out. With train + val, `root/test` (if any) is the
+    test set."""
 
     def __init__(self, root: str, image_size: int = 224, batch_size: int = 64, workers: int = 4,
                  val_fraction: float = 0.1, seed: int = 0):
