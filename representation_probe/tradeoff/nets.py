@@ -4,7 +4,9 @@ encoder), with every size derived from the input so that 8x8 digits work as well
 Fully connected: the original's hidden widths for 784 inputs (616; 716, 684, 616) are scaled by
 inputs / 784, so MNIST gets exactly the original nets. Convolutional: max-pools round up (ceil_mode), and
 the decoder's stride-2 transposed convolutions are told the encoder's sizes, so 28 -> 14 -> 7 -> 4 (the
-original's 16x4x4 latent) and back, 8 -> 4 -> 2 -> 1, 32 -> 16 -> 8 -> 4 all invert exactly.
+original's 16x4x4 latent; it pads its second pool instead, 14 -> 8) and back, 8 -> 4 -> 2 -> 1 and
+32 -> 16 -> 8 -> 4 all invert exactly. Every block is conv -> dropout -> BN -> pool -> ReLU (the
+original's large classifier head pools before its BN).
 """
 
 from __future__ import annotations
@@ -38,11 +40,9 @@ class TradeoffNet(nn.Module):
 def _layers(widths: list[int], last: nn.Module | None) -> list[nn.Module]:
     """Linear layers through `widths` with ReLU between them and `last` (or nothing) after the last."""
     layers: list[nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
-        layers.append(nn.Linear(fan_in, fan_out))
-        final = i == len(widths) - 2
-        if not final or last is not None:
-            layers.append(last if final else nn.ReLU())
+    for fan_in, fan_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    layers[-1:] = [last] if last is not None else []
     return layers
 
 
@@ -54,10 +54,11 @@ def fc_net(size: str, input_shape: tuple[int, ...], num_classes: int, latent: in
     widths = [inputs, *hidden, latent]
     weights = 2 * sum(a * b for a, b in zip(widths, widths[1:]))  # encoder and decoder
     if weights > MAX_FC_WEIGHTS:  # e.g. 224 px noise: the hidden widths grow with the input
-        raise ConfigError(f"tradeoff_fc_{size} on {'x'.join(map(str, input_shape))} inputs would have {weights:,} weights "
-                          f"(limit {MAX_FC_WEIGHTS:,}); use a smaller dataset.image_size or a CNN")
-    encoder = nn.Sequential(nn.Flatten(), *_layers([inputs, *hidden, latent], nn.ReLU()))
-    decoder = nn.Sequential(*_layers([latent, *hidden[::-1], inputs], nn.Tanh()), nn.Unflatten(1, input_shape))
+        shape = "x".join(map(str, input_shape))
+        raise ConfigError(f"tradeoff_fc_{size} on {shape} inputs would have {weights:,} weights (limit "
+                          f"{MAX_FC_WEIGHTS:,}); use a smaller dataset.image_size or a CNN")
+    encoder = nn.Sequential(nn.Flatten(), *_layers(widths, nn.ReLU()))
+    decoder = nn.Sequential(*_layers(widths[::-1], nn.Tanh()), nn.Unflatten(1, input_shape))
     classifier = nn.Sequential(*_layers([latent, *FC_HEAD[size], num_classes], None))
     return TradeoffNet(encoder, decoder, classifier, latent, latent)
 
