@@ -37,9 +37,9 @@ def norm(difference: torch.Tensor) -> torch.Tensor:
 
 def psnr(images: torch.Tensor, targets: torch.Tensor) -> list[float]:
     """Per-sample PSNR (dB) of images clipped to [0, 1] against targets in [0, 1]."""
-    clipped = images.clamp(0, 1)
-    return [float(peak_signal_noise_ratio(clipped[i : i + 1], targets[i : i + 1], data_range=1.0))
-            for i in range(len(images))]
+    per_sample = tuple(range(1, images.ndim))
+    return peak_signal_noise_ratio(images.clamp(0, 1), targets, data_range=1.0, reduction="none",
+                                   dim=per_sample).tolist()
 
 
 def ssim(images: torch.Tensor, targets: torch.Tensor) -> list[float]:

@@ -54,6 +54,7 @@ class RunDir:
     decoders = property(lambda self: self.path / "decoders.ckpt")  # the best decoders, for reuse
     similarity_file = property(lambda self: self.path / "similarity.npz")  # every layer x layer matrix
     features = property(lambda self: self.path / "features")  # scratch: features too large for memory
+    reconstructions = property(lambda self: self.images / "reconstructions.png")  # test images over their D(E(x))
 
     def figure(self, name: str) -> Path:
         """A study's figure at the top of the run directory (kernels, spectra, noise_histogram, ...)."""

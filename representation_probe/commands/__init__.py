@@ -117,3 +117,8 @@ def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[tuple[str, str]], i
             if (run.path / ".hydra").is_dir() and (run.path / ".hydra").stat().st_mtime >= since]
     failed = [(str(run.path), run.failure) for run in runs if run.failure]
     return failed, len(runs)
+
+
+def config_choice(group: str) -> str | None:
+    """The option chosen for a config group in the running job (`dataset=digits` -> 'digits')."""
+    return HydraConfig.get().runtime.choices.get(group)

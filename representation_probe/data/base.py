@@ -1,4 +1,5 @@
-"""What every training datamodule shares: a train and a val set, and how they are loaded.
+"""What every training datamodule shares: a train, a val and (where the data has one) a test set, and
+how they are loaded.
 
 Everything random about the data is a function of the run's seed, the epoch and the index: the
 order of epoch e is a permutation drawn from (seed, e), and item i of it is made with the random
@@ -15,6 +16,8 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from representation_probe.errors import ConfigError
 
 
 def seed_for(*key: int) -> int:
@@ -54,19 +57,24 @@ class Seeded(Dataset):
             return self.dataset[key]
         epoch, index = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_for(self.seed, epoch, index))
+            # the CPU generator only: torch.manual_seed also queues a CUDA seeding with its stack trace
+            # (a CUDA build), ~2 ms an item
+            torch.default_generator.manual_seed(seed_for(self.seed, epoch, index))
             return self.dataset[index]
 
 
 class TrainValDataModule(L.LightningDataModule):
-    """Subclasses build `self.train_set` and `self.val_set` in `setup`; hparams hold batch_size and workers.
+    """Subclasses build `self.train_set`, `self.val_set` and, if they have one, `self.test_set` in `setup`;
+    hparams hold batch_size and workers.
 
     Under DDP each rank reads its own shard of the training set (EpochSampler) and Lightning shards
     the validation set.
+    The test set is for final numbers only: never shuffled, never truncated (its last batch may be short).
     """
 
     train_set: Dataset
     val_set: Dataset
+    test_set: Dataset | None = None
 
     def train_dataloader(self) -> DataLoader:
         trainer, seed = self.trainer, run_seed()
@@ -79,6 +87,16 @@ class TrainValDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.require_test_set())
+
+    def require_test_set(self) -> Dataset:
+        """The test set, or one line saying this dataset has none (call after `setup`)."""
+        if self.test_set is None:
+            raise ConfigError(f"{type(self).__name__} has no test split; the final numbers need one "
+                              "(digits, mnist, fashion_mnist, cifar10, patches, noise, or a folder with <root>/test)")
+        return self.test_set
 
     def _loader(self, dataset: Dataset, sampler: EpochSampler | None = None) -> DataLoader:
         workers = self.hparams.workers

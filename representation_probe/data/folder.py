@@ -82,7 +82,8 @@ def _read(path: str) -> Image.Image:
 
 class FolderDataModule(TrainValDataModule):
     """A class-per-folder tree: `root/train` + `root/val` (the ImageNet layout), or one tree of which
-    a seeded `val_fraction` of the images is held out.
+    a seeded `val_fraction` of the images is held out. With train + val, `root/test` (if any) is the
+    test set.
 
     Args:
         layout: `auto` takes either; `split` insists on train/ and val/ (dataset=imagenet).
@@ -126,6 +127,8 @@ class FolderDataModule(TrainValDataModule):
         h = self.hparams
         folder = functools.partial(image_folder, skip_bad=h.skip_bad, skipped_file=self.skipped_file)
         train = folder(self.train_root, train_transform(h.image_size))
+        if self.val_root is not None and (self.root / "test").is_dir():  # in a single tree it is a class
+            self.test_set = folder(self.root / "test", val_transform(h.image_size))
         if self.val_root is not None:
             self.train_set, self.val_set = train, folder(self.val_root, val_transform(h.image_size))
             if train.classes != self.val_set.classes:
@@ -145,15 +148,17 @@ class PatchDataset(Dataset):
     """
 
     def __init__(self, count: int, image_size: int, seed: int, photos: tuple[str, ...] = SAMPLES,
-                 source_size: int = 256):
-        self.count, self.size, self.seed = count, image_size, seed
+                 source_size: int = 256, split: tuple[int, ...] = ()):
+        """`split` extends the generator's key: the test crops, (seed, 2, i), share no stream with a
+        train or val crop, (seed, i)."""
+        self.count, self.size, self.key = count, image_size, (seed, *split)
         self.photos = torch.stack([load_target(name, source_size) for name in photos])
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        rng = np.random.default_rng((self.seed, index))
+        rng = np.random.default_rng((*self.key, index))
         label = int(rng.integers(len(self.photos)))
         top, left = rng.integers(self.photos.shape[-1] - self.size + 1, size=2).tolist()
         crop = self.photos[label, :, top : top + self.size, left : left + self.size]
@@ -161,12 +166,13 @@ class PatchDataset(Dataset):
 
 
 class PatchDataModule(TrainValDataModule):
-    """Crops of the bundled photographs, one class per photograph; val crops use another seed."""
+    """Crops of the bundled photographs, one class per photograph; val crops use another seed, test
+    crops another key."""
 
     num_classes = len(SAMPLES)
 
     def __init__(self, count: int = 5000, val_count: int = 500, image_size: int = 64, seed: int = 0,
-                 batch_size: int = 64, workers: int = 2):
+                 batch_size: int = 64, workers: int = 2, test_count: int = 1000):
         super().__init__()
         for name, value in (("count", count), ("val_count", val_count), ("batch_size", batch_size)):
             positive_int(f"dataset.{name}", value)
@@ -179,3 +185,4 @@ class PatchDataModule(TrainValDataModule):
         h = self.hparams
         self.train_set = PatchDataset(h.count, h.image_size, h.seed)
         self.val_set = PatchDataset(h.val_count, h.image_size, h.seed + 1)
+        self.test_set = PatchDataset(h.test_count, h.image_size, h.seed, split=(2,))

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.validation import non_negative_int, number, positive_int
 
-SPLITS = {"train": 0, "val": 1}
+SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
 class NoiseDataset(Dataset):
@@ -41,7 +41,8 @@ class NoiseDataModule(TrainValDataModule):
     """Train on memorisable noise; validate on fresh noise of the same law (accuracy stays at chance)."""
 
     def __init__(self, count: int = 10_000, val_count: int = 1000, classes: int = 100, image_size: int = 224,
-                 mean: float = 0.5, std: float = 1 / 3, seed: int = 0, batch_size: int = 64, workers: int = 2):
+                 mean: float = 0.5, std: float = 1 / 3, seed: int = 0, batch_size: int = 64, workers: int = 2,
+                 test_count: int = 1000):
         super().__init__()
         for name, value in (("count", count), ("val_count", val_count), ("classes", classes),
                             ("image_size", image_size), ("batch_size", batch_size)):
@@ -57,4 +58,5 @@ class NoiseDataModule(TrainValDataModule):
         law = dict(classes=h.classes, image_size=h.image_size, mean=h.mean, std=h.std, seed=h.seed)
         self.train_set = NoiseDataset(h.count, split="train", **law)
         self.val_set = NoiseDataset(h.val_count, split="val", **law)
+        self.test_set = NoiseDataset(h.test_count, split="test", **law)
 

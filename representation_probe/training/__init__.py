@@ -1,4 +1,4 @@
-"""Training: the classifier LightningModule."""
+"""Training: the classifier LightningModule; checkpoints and the per-epoch record beside it."""
 
 from representation_probe.training.classifier import ClassifierModule
 
