@@ -49,6 +49,16 @@ def states(slurm, job_id: str) -> dict[str, str]:
     return dict(line.split() for line in done.stdout.splitlines())
 
 
+def final_states(slurm, job_id: str, timeout: float = 60) -> dict[str, str]:
+    """The states once no task is pending or running (a task may still be exiting when its result is in)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = states(slurm, job_id)
+        if (now and not set(now.values()) & {"PENDING", "RUNNING", "COMPLETING"}) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp_path):
     sweep = tmp_path / "sweep"
@@ -62,7 +72,7 @@ def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp
     assert len(failures) == 1 and "unknown layer 'nope'" in failures[0]["error"]
     # the three jobs ran as one SLURM array and ended (a failing task ends normally: it reports its error)
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
-    assert states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(3)}
+    assert final_states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(3)}
     # the compute node wrote W&B's offline run, ready for `wandb sync` from a machine with network
     history = [row for row in wandb_history(jobs["conv2"]) if "invert/m_g" in row]
     assert len(history) == len((jobs["conv2"] / "metrics.csv").read_text().splitlines()) - 1
@@ -83,7 +93,7 @@ def test_optuna_eps_search_on_slurm(slurm, tmp_path):
     trials = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
     assert len(trials) == 2 and best["best_value"] == min(t["m_g"] for t in trials)
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
-    assert states(slurm, array) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
+    assert final_states(slurm, array) == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED"}
 
 
 @pytest.mark.slow
@@ -134,9 +144,12 @@ def test_ddp_training_under_srun_resumes_after_a_requeue(slurm, tmp_path):
         time.sleep(0.2)
     assert last.exists(), log.read_text() if log.exists() else states(slurm, job)
     assert slurm.run("scontrol", "requeue", job).returncode == 0
-    assert not (run_dir / "summary.json").exists(), "the run finished before it was requeued"
-    saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
-    # SLURM holds a requeued job for two minutes; start it now
+    # SLURM holds a requeued job for two minutes once its first run has ended; start it now
+    deadline = time.monotonic() + 60
+    while states(slurm, job)[job] != "PENDING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert stopped_at < epochs * 2 and not (run_dir / "summary.json").exists(), "the run ended before the requeue"
     assert slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now").returncode == 0
     deadline = time.monotonic() + 180
     while states(slurm, job)[job] != "COMPLETED" and time.monotonic() < deadline:
@@ -144,10 +157,11 @@ def test_ddp_training_under_srun_resumes_after_a_requeue(slurm, tmp_path):
     output = log.read_text()
     assert states(slurm, job)[job] == "COMPLETED", output[-3000:]
 
-    assert "MEMBER: 2/2" in output and "DUE TO JOB REQUEUE" in output
-    assert "Restoring states from the checkpoint" in output
+    first, again = output.split("DUE TO JOB REQUEUE", 1)
+    assert "MEMBER: 2/2" in first and "MEMBER: 2/2" in again  # two ranks, both times
+    assert "Restoring states from the checkpoint" in again
     assert [p.name for p in (tmp_path / "outputs" / "train").iterdir()] == [job]  # one run directory
-    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == epochs - 1
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == epochs * 2  # the whole run
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert Path(summary["resumed_from"]).parent == run_dir / "checkpoints" and saved_epoch < epochs - 1
+    assert Path(summary["resumed_from"]).parent == run_dir / "checkpoints"
     assert summary["epochs"] == epochs and summary["global_step"] == epochs * 2  # 64 images / (2 ranks x 16)
