@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -113,6 +114,27 @@ def test_a_sweep_slurm_cannot_schedule_is_reported_with_slurms_reason(slurm, tmp
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].endswith("sbatch refused the jobs: sbatch: error: "
                                                          "Batch job submission failed: Invalid partition name specified")
+
+
+@pytest.mark.slow
+def test_a_sweep_job_slurm_cancels_is_recorded_as_failed(slurm, tmp_path):
+    """A job SLURM ends without a result (here: cancelled; on clusters also out of memory, node failure)."""
+    sweep = tmp_path / "sweep"
+    sweeping = subprocess.Popen([sys.executable, "-m", "representation_probe", "invert", "-m", *SLURM, *TINY,
+                                 "logger=csv", "layer=conv1,conv2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (arrays := [p.name for p in sweep.glob(".submitit/*") if p.name.isdigit()]):
+        assert time.monotonic() < deadline and sweeping.poll() is None, sweeping.communicate()
+        time.sleep(0.2)
+    assert slurm.run("scancel", f"{arrays[0]}_1").returncode == 0
+    _, stderr = sweeping.communicate(timeout=120)
+    assert sweeping.returncode != 0
+    assert json.loads((sweep / "0" / "summary.json").read_text())["layer"] == "conv1"
+    failure = json.loads((sweep / "1" / "failure.json").read_text())
+    assert failure["error"].startswith(f"SLURM job {arrays[0]}_1 ended without a result")
+    assert "layer=conv2" in failure["overrides"] and failure["error"] in stderr
 
 
 def test_a_job_slurm_ends_without_a_result_is_not_waited_on(slurm, tmp_path):

@@ -13,7 +13,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from representation_probe.errors import ConfigError
 
@@ -25,7 +25,7 @@ NEVER = {"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNode
          "DependencyNeverSatisfied", "InvalidAccount", "InvalidQOS", "QOSMaxCpuPerJobLimit",
          "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob", "QOSMaxNodePerJobLimit", "QOSMaxWallDurationPerJobLimit"}
 ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
-         "TIMEOUT", "FORGOTTEN"}  # FORGOTTEN: no longer listed by squeue (MinJobAge after it ended)
+         "TIMEOUT", "GONE"}  # GONE: no longer listed by squeue (MinJobAge after it ended, or cancelled unstarted)
 RESULT_GRACE_S = 15  # a finished job's result file may show up late on a network filesystem
 MAX_QUERY_INTERVAL_S = 30  # squeue is asked after 1, 2, 4, ... s, then every 30 s
 
@@ -68,13 +68,21 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         except submitit.core.utils.FailedJobError as err:
             raise ConfigError(f"sbatch refused the jobs: {_last_error(str(err))}") from None
         ended = wait(jobs)
-        return [self._lost(job, overrides, ended[job.job_id]) if job.job_id in ended else job.results()[0]
-                for job, overrides in zip(jobs, job_overrides)]
+        return [self._lost(job, number, overrides, ended[job.job_id]) if job.job_id in ended else job.results()[0]
+                for job, number, overrides in zip(jobs, numbers, job_overrides)]
 
-    def _lost(self, job, overrides: Sequence[str], state: str) -> JobReturn:
-        """The record of a job that ended without a result, failed as Hydra records a failed job."""
-        error = RuntimeError(f"SLURM job {job.job_id} ended {state} without a result; its log: {job.paths.stderr}")
-        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error)
+    def _lost(self, job, number: int, overrides: Sequence[str], state: str) -> JobReturn:
+        """A job that ended without a result (cancelled, out of memory, node failure): failure.json in its
+        directory, as a failing job writes it, and Hydra's record of a failed job."""
+        from representation_probe.rundir import RunDir  # torch: not at Hydra's plugin scan
+
+        line = f"SLURM job {job.job_id} ended without a result ({state}); its log: {job.paths.stderr}"
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        with open_dict(config):
+            config.hydra.job.num = number
+        run_dir = RunDir(Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir))
+        run_dir.write_failure(config.hydra.job.config_name, line, list(overrides))
+        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=RuntimeError(line))
 
 
 def wait(jobs: list, grace_s: float = RESULT_GRACE_S) -> dict[str, str]:
@@ -108,8 +116,8 @@ def wait(jobs: list, grace_s: float = RESULT_GRACE_S) -> dict[str, str]:
 
 
 def queue_states(jobs: dict) -> dict[str, tuple[str, str, str]]:
-    """{job id: (state, reason, what it asked for)} from squeue; a job squeue forgot (MinJobAge after it
-    ended) is FORGOTTEN. Empty when squeue fails (a busy or restarting controller): ask again later."""
+    """{job id: (state, reason, what it asked for)} from squeue; a job it no longer lists has ended (GONE).
+    Empty when squeue fails (a busy or restarting controller): ask again later."""
     ids = sorted({job_id.split("_")[0] for job_id in jobs})
     done = subprocess.run(["squeue", "--noheader", "--array", "--states=all", f"--jobs={','.join(ids)}",
                            "--format=%i|%T|%r|%P|%D|%C|%m|%l"], capture_output=True, text=True)
@@ -121,7 +129,7 @@ def queue_states(jobs: dict) -> dict[str, tuple[str, str, str]]:
         job_id, state, reason, partition, nodes, cpus, memory, time_limit = line.split("|")
         known[job_id] = (state, reason, f"partition {partition}, {nodes} node(s), {cpus} CPUs, "
                                         f"memory {memory if memory != '0' else 'default'}, time limit {time_limit}")
-    return {job_id: known.get(job_id, ("FORGOTTEN", "", "")) for job_id in jobs}
+    return {job_id: known.get(job_id, ("GONE", "", "")) for job_id in jobs}
 
 
 def _last_error(stderr: str) -> str:
