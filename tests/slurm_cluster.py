@@ -103,10 +103,9 @@ class LocalCluster:
         ])
 
     def _spawn(self, name: str, *args: str) -> None:
-        log = (self.root / "log" / f"{name}.out").open("w")
-        env = {**os.environ, **self.env}
-        self.processes.append(subprocess.Popen([_which(name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                               env=env, start_new_session=True))
+        with (self.root / "log" / f"{name}.out").open("w") as log:
+            self.processes.append(subprocess.Popen([_which(name), *args], stdout=log, stderr=subprocess.STDOUT,
+                                                   env={**os.environ, **self.env}, start_new_session=True))
 
     def _wait(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

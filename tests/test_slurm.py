@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from hydra_plugins.representation_probe_slurm.launcher import wait
+from representation_probe.rundir import find_runs
 
 from .conftest import cli
 from .slurm_cluster import LocalCluster, Unavailable
@@ -35,13 +36,13 @@ def slurm(tmp_path_factory):
         cluster = LocalCluster.start(tmp_path_factory.mktemp("slurm"))
     except Unavailable as reason:
         pytest.skip(str(reason))
-    saved = os.environ.get("SLURM_CONF")
-    os.environ.update(cluster.env)
-    yield cluster
-    cluster.stop()
-    os.environ.pop("SLURM_CONF")
-    if saved is not None:
-        os.environ["SLURM_CONF"] = saved
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in cluster.env.items():
+                patch.setenv(key, value)
+            yield cluster
+    finally:
+        cluster.stop()
 
 
 def states(slurm, job_id: str) -> dict[str, str]:
@@ -66,11 +67,11 @@ def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp
     done = cli("invert", "-m", *SLURM, *TINY, "logger=wandb", "layer=conv1,conv2,nope", f"hydra.sweep.dir={sweep}",
                cwd=tmp_path)
     assert done.returncode != 0  # one job failed, and the sweep says so
-    jobs = {json.loads((d / "summary.json").read_text())["layer"]: d for d in sweep.iterdir()
-            if (d / "summary.json").exists()}
+    runs = find_runs([sweep])
+    jobs = {run.summaries[0]["layer"]: run.path for run in runs if run.status == "done"}
     assert set(jobs) == {"conv1", "conv2"}  # the failure spoiled neither other job
-    failures = [json.loads(p.read_text()) for p in sweep.glob("*/failure.json")]
-    assert len(failures) == 1 and "unknown layer 'nope'" in failures[0]["error"]
+    failed = [run.failure for run in runs if run.status == "failed"]
+    assert len(failed) == 1 and failed[0].startswith("unknown layer 'nope'")
     # the three jobs ran as one SLURM array and ended (a failing task ends normally: it reports its error)
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
     assert final_states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(3)}

@@ -45,6 +45,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     without a result (submitit would ask sacct, which clusters without accounting lack, and wait forever)."""
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """The plugin's launch (hydra-submitit-launcher 1.2.0) up to the submission, then our wait."""
         import submitit
 
         params = dict(self.params)
@@ -91,11 +92,12 @@ def wait(jobs: list, grace_s: float = RESULT_GRACE_S) -> dict[str, str]:
     cancelling them all, if a job can never start."""
     waiting = {job.job_id: job for job in jobs}
     ended: dict[str, str] = {}
-    interval, next_query, gone_since = 1.0, 0.0, {}
+    interval, next_query, ended_at = 1.0, 0.0, {}
     while waiting:
         for job_id, job in list(waiting.items()):
             if job.paths.result_pickle.exists():
                 del waiting[job_id]
+                ended_at.pop(job_id, None)
         if waiting and time.monotonic() >= next_query:
             for job_id, (state, reason, request) in queue_states(waiting).items():
                 if state == "PENDING" and reason.split(",")[0] in NEVER:  # ReqNodeNotAvail, UnavailableNodes:..
@@ -105,11 +107,11 @@ def wait(jobs: list, grace_s: float = RESULT_GRACE_S) -> dict[str, str]:
                                       "the sweep's jobs are cancelled. Ask for less (hydra.launcher.cpus_per_task, "
                                       "mem_gb, timeout_min) or another hydra.launcher.partition")
                 if state not in ENDED:
-                    gone_since.pop(job_id, None)
-                elif time.monotonic() - gone_since.setdefault(job_id, time.monotonic()) >= grace_s:
+                    ended_at.pop(job_id, None)
+                elif time.monotonic() - ended_at.setdefault(job_id, time.monotonic()) >= grace_s:
                     ended[job_id] = state
-                    del waiting[job_id]
-            next_query = time.monotonic() + interval
+                    del waiting[job_id], ended_at[job_id]
+            next_query = min([time.monotonic() + interval, *(t + grace_s for t in ended_at.values())])
             interval = min(2 * interval, MAX_QUERY_INTERVAL_S)
         time.sleep(1.0 if waiting else 0)
     return ended
@@ -121,6 +123,8 @@ def queue_states(jobs: dict) -> dict[str, tuple[str, str, str]]:
     ids = sorted({job_id.split("_")[0] for job_id in jobs})
     done = subprocess.run(["squeue", "--noheader", "--array", "--states=all", f"--jobs={','.join(ids)}",
                            "--format=%i|%T|%r|%P|%D|%C|%m|%l"], capture_output=True, text=True)
+    if "Invalid job id" in done.stderr:  # long gone (MinJobAge after they ended)
+        return {job_id: ("GONE", "", "") for job_id in jobs}
     if done.returncode != 0:
         log.debug(f"squeue failed: {done.stderr.strip()}")
         return {}
