@@ -15,6 +15,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY pyproject.toml ./
 COPY representation_probe ./representation_probe
+COPY hydra_plugins ./hydra_plugins
 COPY conf ./conf
 # torch and torchvision pinned first and exactly, so no other package can pull a different torch.
 RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install -e .

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast bench browser clean
+.PHONY: demo test test-fast bench browser slurm clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as o
 	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
 	$(PY) -m representation_probe report outputs/demo
 
-test: $(VENV)/.installed browser  ## the whole suite, slow tests included (what CI runs)
+test: $(VENV)/.installed browser slurm  ## the whole suite, slow tests included (what CI runs)
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
@@ -31,6 +31,12 @@ bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in b
 browser:  ## Debian's chromium, for the test that screenshots the HTML report
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "warning: chromium not installed; the report screenshot test will be skipped"
+
+slurm:  ## Debian's SLURM and munge, for the tests that start a one-node cluster (tests/slurm_cluster.py)
+	@PATH="$$PATH:/usr/sbin:/sbin"; for tool in slurmctld slurmd munged sbatch srun; do command -v $$tool >/dev/null || missing=1; done; \
+		[ -z "$$missing" ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			slurmctld slurmd slurm-client munge >/dev/null) \
+		|| echo "warning: SLURM not installed; the tests on a local SLURM cluster will be skipped"
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -24,11 +24,14 @@ def test_slurm_launcher_takes_its_job_shape_from_the_trainer():
     cfg = compose_config("train", ["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=4",
                                    "trainer.num_nodes=2", "hydra.launcher.partition=gpu"], hydra=True)
     launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher._target_.endswith("representation_probe_slurm.launcher.SlurmLauncher")
     assert launcher.tasks_per_node == launcher.gpus_per_node == cfg.trainer.devices == 4  # else DDP hangs
     assert launcher.nodes == 2 and launcher.partition == "gpu" and launcher.timeout_min > 0
+    cpu = compose_config("train", ["hydra/launcher=submitit_slurm", "trainer=ddp_cpu"], hydra=True).hydra.launcher
+    assert cpu.gpus_per_node is None and cpu.tasks_per_node == 2  # no GPU request: sbatch refuses one without GPUs
     invert = compose_config("invert", ["hydra/launcher=submitit_slurm"], hydra=True).hydra.launcher
-    assert invert.tasks_per_node == 1 and invert.nodes == 1
+    assert invert.tasks_per_node == 1 and invert.nodes == 1 and invert.gpus_per_node is None
+    assert invert.cpus_per_task == 1 and invert.mem_gb is None  # any node takes it; ask for more where needed
 
 
 @pytest.mark.slow

@@ -1,0 +1,2 @@
+"""representation_probe's SLURM launcher (launcher.py). It lives here because Hydra loads launchers only from
+the `hydra_plugins` namespace."""
