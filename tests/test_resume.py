@@ -23,7 +23,7 @@ from representation_probe.rundir import TEMP_SUFFIX, RunDir, remove_temp_files
 from representation_probe.training.checkpoints import DurableCheckpointIO
 
 from .conftest import cli, cli_command, cli_env
-from .test_training import TINY, write_folder
+from .test_training import REPO, TINY, write_folder
 
 DATASETS = {
     "noise": ["dataset.count=48", "dataset.val_count=16"],
@@ -140,7 +140,7 @@ def test_a_run_killed_between_checkpoints_and_while_writing_one_ends_like_an_uni
     try:
         # 1. killed between the best and the last checkpoint of epoch 1: the old best is still there
         killed = cli("train", *train, "trainer.plugins=[{_target_:tests.test_resume.KillOnRemove}]", cwd=tmp_path,
-                     TMPDIR=str(tmpdir))
+                     TMPDIR=str(tmpdir), PYTHONPATH=str(REPO))  # the plugin lives in this test module
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch=0.ckpt", "best-epoch=1.ckpt", "last.ckpt"]
         # 2. resumed (from best-epoch=1, the newest), then killed while it writes last.ckpt
