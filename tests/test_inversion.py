@@ -56,21 +56,22 @@ def test_reference_shift_and_m_s(chelsea):
     assert result["m_g_over_m_s"] == pytest.approx(result["m_g"] / result["m_s"])
 
 
-@pytest.mark.parametrize("overrides", [
-    ["model=timm", "model.name=vit_tiny_patch16_224", "layer=[blocks.0,blocks.5,blocks.11]"],
-    pytest.param(["model=vit_b_16", "layer=[blocks.0,blocks.11]"], marks=pytest.mark.slow),
-], ids=["timm-vit_tiny", "torchvision-vit_b_16"])
-def test_vit_blocks_are_inverted(run_task, overrides):
+@pytest.mark.parametrize("overrides, layers", [
+    (["model=timm", "model.name=vit_tiny_patch16_224", "layer=[blocks.0,blocks.5,blocks.11]"],
+     ["blocks.0", "blocks.5", "blocks.11"]),
+    (["model=vit_tiny", "layer=probe_points"], [f"blocks.{i}" for i in range(6)]),
+    pytest.param(["model=vit_b_16", "layer=[blocks.0,blocks.11]"], ["blocks.0", "blocks.11"], marks=pytest.mark.slow),
+], ids=["timm-vit_tiny", "probe-points", "torchvision-vit_b_16"])
+def test_vit_blocks_are_inverted(run_task, overrides, layers):
     _, run_dir = run_task("invert", [*overrides, f"model.image_size={SIZE}", "inversion.steps=20", "logger=csv"])
     summary = json.loads((run_dir / "summary.json").read_text())
     with open(run_dir / "metrics.csv") as file:
         first = {row["layer"]: float(row["m_g"]) for row in csv.DictReader(file) if row["step"] == "0"}
-    layers = [entry["layer"] for entry in summary]
+    assert [entry["layer"] for entry in summary] == layers
     assert [entry["relative_depth"] for entry in summary] == sorted(entry["relative_depth"] for entry in summary)
     assert summary[-1]["relative_depth"] == 1.0
     for entry in summary:
         assert entry["m_g"] < 0.5 * first[entry["layer"]], entry["layer"]  # the embedding is approached
-    assert layers == [layer.strip() for layer in overrides[-1].removeprefix("layer=[").rstrip("]").split(",")]
 
 
 # ---- eq. 5 smoothing ----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ def run(cfg: DictConfig) -> float:
         if backbone.default_layer is None:
             raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
         cfg.layer = backbone.default_layer  # config.yaml records the layer actually inverted
+    if cfg.layer == "probe_points":  # every probe point of the family, as one batch
+        cfg.layer = list(backbone.probe_points)
     targets = load_targets(as_list(cfg.image), cfg.model.image_size)
     layers = as_list(cfg.layer)
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *map(str, layers)])
