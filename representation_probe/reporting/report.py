@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from representation_probe import rundir
-from representation_probe.reporting import decoders, inversion, similarity, tradeoff
+from representation_probe.reporting import atlas, decoders, inversion, similarity, tradeoff
 from representation_probe.reporting.html import STYLE, Page, section, table
 from representation_probe.rundir import Run, find_runs
 
@@ -21,8 +21,8 @@ def write_report(roots: list[Path], out: Path) -> Path:
         shutil.rmtree(page.files)
     sections = [f"<h1>representation_probe report</h1><p class='muted'>{len(runs)} run directories under "
                 f"{', '.join(html.escape(str(r)) for r in roots)}</p>"]
-    studies = (inversion.sections, decoders.sections, similarity.sections, tradeoff.sections, _training, _kernels,
-               _invertibility, _failures)
+    studies = (atlas.sections, inversion.sections, decoders.sections, similarity.sections, tradeoff.sections,
+               _training, _kernels, _invertibility, _failures)
     sections += [study(runs, page) for study in studies]
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>representation_probe report</title>"
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")

@@ -1,0 +1,45 @@
+"""Every study's numbers of one model and weights, per layer, on the relative-depth axis."""
+
+from __future__ import annotations
+
+from statistics import mean
+
+from representation_probe.decoders.evaluate import HELD_OUT
+from representation_probe.rundir import Run
+
+# atlas column -> (study, summary key); inversion values are averaged over the evaluation images
+COLUMNS = {"inversion_psnr": ("invert", "psnr"), "inversion_m_g_over_m_s": ("invert", "m_g_over_m_s"),
+           "inversion_m_i": ("invert", "m_i"), "decoder_psnr": ("decode", "psnr"), "decoder_ssim": ("decode", "ssim"),
+           "colour_kept": ("decode", "colour_kept"), "probe_accuracy": ("probe", "accuracy"),
+           "cka_vs_pixels": ("similarity", "cka_vs_pixels"), "cka_step": ("similarity", "cka_step")}
+
+
+def layer_rows(runs: dict[str, Run], weights: str, label: str) -> list[dict]:
+    """One row per probe point: its relative depth and each study's number (None where a study is
+    missing), plus the run directories it came from."""
+    by_study = {study: _rows(run, study, weights) for study, run in runs.items()}
+    depth: dict[str, float] = {}
+    for rows in by_study.values():
+        for row in rows:
+            if row.get("relative_depth") is not None:
+                depth.setdefault(row["layer"], row["relative_depth"])
+    out = []
+    for layer in sorted(depth, key=depth.get):
+        row = dict(command="atlas", weights=weights, label=label, layer=layer, relative_depth=depth[layer])
+        for column, (study, key) in COLUMNS.items():
+            values = [r[key] for r in by_study.get(study, []) if r["layer"] == layer and r.get(key) is not None]
+            row[column] = mean(values) if values else None
+        row["runs"] = {study: str(run.path) for study, run in runs.items()}
+        out.append(row)
+    return out
+
+
+def _rows(run: Run, study: str, weights: str) -> list[dict]:
+    """The summary rows of a study run that speak of `weights` (a similarity run holds several weights;
+    a decode run, held-out rows beside per-image ones)."""
+    rows = run.summaries
+    if study == "similarity":
+        rows = [r for r in rows if str(r.get("weights")) == weights]
+    if study == "decode":
+        rows = [r for r in rows if r.get("image") == HELD_OUT]
+    return rows

@@ -1,0 +1,78 @@
+"""The layer atlas: what each probe point still knows of its input (inversion, decoders), what class
+information it holds (linear probes) and how close it stays to the pixels (CKA), per weights."""
+
+from __future__ import annotations
+
+import html
+
+from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
+from representation_probe.rundir import Run, read_run
+
+PANELS = (  # (title, [(column, line style, legend suffix)])
+    ("input information: PSNR (dB)", [("inversion_psnr", "o-", "inversion"), ("decoder_psnr", "s--", "decoder")]),
+    ("class information: probe test accuracy", [("probe_accuracy", "o-", "")]),
+    ("CKA to the pixels", [("cka_vs_pixels", "o-", "")]),
+    ("processing step: 1 - CKA to the previous layer", [("cka_step", "o-", "")]),
+)
+COLUMNS = ["relative_depth", "inversion_psnr", "inversion_m_g_over_m_s", "decoder_psnr", "decoder_ssim",
+           "probe_accuracy", "cka_vs_pixels", "cka_step"]
+
+
+def by_depth(rows: list[dict], title: str) -> bytes:
+    """Four panels against relative depth, one line per weights (inversion solid, decoder dashed)."""
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
+    colors = plt.get_cmap("tab10")
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    for ax, (name, lines) in zip(axes, PANELS):
+        for i, label in enumerate(labels):
+            mine = [row for row in rows if row["label"] == label]
+            for column, style, suffix in lines:
+                points = [(row["relative_depth"], row[column]) for row in mine if row.get(column) is not None]
+                if points:
+                    ax.plot(*zip(*points), style, color=colors(i % 10), label=f"{label} {suffix}".strip())
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("relative depth")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
+               fontsize=8, frameon=False)
+    fig.suptitle(f"layer atlas: {title}", fontsize=10)
+    return png(fig)
+
+
+def sections(runs: list[Run], page: Page) -> str:
+    atlases = [r for r in runs if r.summaries and r.command == "atlas"]
+    parts = []
+    for i, run in enumerate(atlases):
+        rows = run.summaries
+        body = page.figure(f"atlas_{i}.png", by_depth(rows, page.rel(run.path)))
+        body += table(["weights", "layer", *COLUMNS], [[row["label"], row["layer"], *[row.get(c) for c in COLUMNS]]
+                                                       for row in rows], text_columns=2)
+        parts.append(section(f"Layer atlas ({html.escape(page.rel(run.path))})", body + _grids(rows, page)))
+    return "".join(parts)
+
+
+def _grids(rows: list[dict], page: Page) -> str:
+    """Per evaluation image: the target, then per layer gradient inversion's a_g and the decoder's
+    reconstruction, a row pair per weights."""
+    layers = list(dict.fromkeys(row["layer"] for row in sorted(rows, key=lambda r: r["relative_depth"])
+                                if row["relative_depth"] > 0))  # depth 0, the pixels, has no image
+    out = []
+    by_label = {row["label"]: row["runs"] for row in rows}
+    first = next(iter(by_label.values()))
+    inversion = read_run(first["invert"]) if "invert" in first else None
+    for image in dict.fromkeys(s["image"] for s in (inversion.summaries if inversion else [])):
+        lines = []
+        for label, paths in by_label.items():
+            invert = read_run(paths["invert"]) if "invert" in paths else None
+            decode = read_run(paths["decode"]) if "decode" in paths else None
+            values = {(s["layer"], s["image"]): s for s in (invert.summaries if invert else [])}
+            if invert:
+                lines.append([label_cell(f"{label}: inversion"), page.image_cell(invert.target(image))] + [
+                    page.image_cell(invert.a_g(layer, image, values[(layer, image)]["seed"]),
+                                    f"PSNR {fmt(values[(layer, image)]['psnr'])}")
+                    if (layer, image) in values else "<td></td>" for layer in layers])
+            if decode:
+                lines.append([label_cell(f"{label}: decoder"), "<td></td>"] + [
+                    page.image_cell(decode.decoded(layer, image)) for layer in layers])
+        out.append(f"<h3>{html.escape(image)}</h3>" + grid(["", "target", *layers], lines))
+    return "".join(out)

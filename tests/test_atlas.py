@@ -1,0 +1,57 @@
+"""The layer atlas: every study of every probe point, run once and found again, on one report page."""
+
+import json
+import re
+
+import pytest
+
+from .conftest import cli, error_lines
+
+TINY = ["model=resnet10", "dataset.image_size=16", "images=[chelsea]",
+        "data=['dataset.workers=0','dataset.count=96','dataset.val_count=32','dataset.batch_size=32']",
+        "studies.invert=['inversion.steps=5']",
+        "studies.decode=['trainer.max_epochs=1','decode.colour_images=0','decode.inversion=null']",
+        "studies.probe=['trainer.max_epochs=2']", "studies.similarity=['metric=[cka]','dataset.count=64']",
+        "training.patches=['dataset=patches','trainer.max_epochs=1']"]
+COLUMNS = ["inversion_psnr", "inversion_m_g_over_m_s", "decoder_psnr", "probe_accuracy", "cka_vs_pixels", "cka_step"]
+
+
+@pytest.mark.slow
+def test_an_atlas_runs_its_studies_once_then_finds_them(tmp_path):
+    first = tmp_path / "first"
+    done = cli("atlas", *TINY, "weights=[train:patches]", f"hydra.run.dir={first}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((first / "summary.json").read_text())
+    layers = [row["layer"] for row in rows]
+    assert layers == ["pixels", "conv1", "conv2", "conv3", "conv4", "conv5"]  # the pixels: CKA's depth 0
+    assert [row["relative_depth"] for row in rows] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    for row in rows[1:]:
+        assert all(row[column] is not None for column in COLUMNS), row
+        assert set(row["runs"]) == {"invert", "decode", "probe", "similarity"}
+    assert rows[0]["cka_vs_pixels"] == pytest.approx(1.0)
+    assert rows[0]["weights"].endswith("train/patches/checkpoints/last.ckpt")  # the recipe's model, trained here
+    page = (first / "report.html").read_text()
+    assert "Layer atlas" in page and (first / "atlas.png").is_file()
+    sources = re.findall(r"<img src='([^']+)'", page)
+    assert sources and all((first / src).is_file() for src in sources)
+
+    again = tmp_path / "again"  # the same atlas elsewhere, told where the first one ran: nothing runs again
+    done = cli("atlas", *TINY, "weights=[train:patches]", f"reuse=[{first}]", f"hydra.run.dir={again}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr  # Hydra's job logging goes to stdout
+    assert log.count("reusing") == 5 and "running:" not in log  # train + four studies
+    assert json.loads((again / "summary.json").read_text()) == rows
+    assert sorted(p.name for p in again.iterdir() if p.is_dir()) == [".hydra", "report_files"]
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["weights=[train:imagenet21k]"], ["train:imagenet21k", "no training recipe", "patches, noise"]),
+    (["+studies.vibes=[]"], ["unknown atlas study vibes", "invert, decode, probe, similarity"]),
+    (["studies.invert=null", "studies.decode=null", "studies.probe=null", "studies.similarity=null"],
+     ["no study", "invert, decode, probe, similarity"]),
+], ids=["recipe", "study", "nothing"])
+def test_bad_input_is_one_line(run_main, overrides, words):
+    result = run_main("atlas", ["model=resnet10", *overrides])
+    assert result.code == 2
+    lines = error_lines(result.err)
+    assert len(lines) == 1 and all(word in lines[0] for word in words), result.err
