@@ -14,8 +14,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from representation_probe.durable import durable_file, remove_temp_files
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import RunDir, durable_file, remove_temp_files
+from representation_probe.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
