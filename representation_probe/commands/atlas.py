@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> None:
                 for study in own if study in studies}
         if similarity is not None:
             runs["similarity"] = similarity
-        rows += layer_rows(runs, checkpoints[w], labels[w])
+        rows += [dict(row, model=model_name) for row in layer_rows(runs, checkpoints[w], labels[w])]
     if not rows:
         raise ConfigError("the atlas has no study with probe points to show: keep at least one of "
                           f"{', '.join(STUDIES)} in `studies`")

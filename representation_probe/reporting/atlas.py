@@ -15,6 +15,7 @@ PANELS = (  # (title, [(column, line style, legend suffix)])
     ("CKA to the pixels", [("cka_vs_pixels", "o-", "")]),
     ("processing step: 1 - CKA to the previous layer", [("cka_step", "o-", "")]),
 )
+PSNR_CEILING = 45.0  # dB; above it an image is a copy of its target to the eye
 COLUMNS = ["relative_depth", "inversion_psnr", "inversion_m_g_over_m_s", "decoder_psnr", "decoder_ssim",
            "probe_accuracy", "cka_vs_pixels", "cka_step"]
 
@@ -31,6 +32,7 @@ def by_depth(rows: list[dict], title: str) -> bytes:
                 points = [(row["relative_depth"], row[column]) for row in mine if row.get(column) is not None]
                 if points:
                     ax.plot(*zip(*points), style, color=colors(i % 10), label=f"{label} {suffix}".strip())
+        _clip_exact_copies(ax)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("relative depth")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
@@ -39,15 +41,31 @@ def by_depth(rows: list[dict], title: str) -> bytes:
     return png(fig)
 
 
+def _clip_exact_copies(ax, ceiling: float = PSNR_CEILING) -> None:
+    """An exact inversion (~77 dB in float32) would flatten every other PSNR: cap the axis, mark the
+    capped points with their value."""
+    tops = [(x, y) for line in ax.get_lines() for x, y in zip(*line.get_data()) if y > ceiling]
+    if not tops:
+        return
+    ax.set_ylim(top=ceiling + 2)
+    for x in sorted({x for x, _ in tops}):
+        values = sorted(y for x2, y in tops if x2 == x)
+        text = f"{values[0]:.0f}" + (f"-{values[-1]:.0f}" if round(values[-1]) != round(values[0]) else "")
+        ax.annotate(f"{text} dB", (x, ceiling + 2), textcoords="offset points", xytext=(3, -9), fontsize=7)
+
+
 def sections(runs: list[Run], page: Page) -> str:
     atlases = [r for r in runs if r.summaries and r.command == "atlas"]
     parts = []
     for i, run in enumerate(atlases):
         rows = run.summaries
-        body = page.figure(f"atlas_{i}.png", by_depth(rows, page.rel(run.path)))
+        title = " ".join(dict.fromkeys(row.get("model", "") for row in rows)).strip() or run.path.name
+        body = page.figure(f"atlas_{i}.png", by_depth(rows, title))
         body += table(["weights", "layer", *COLUMNS], [[row["label"], row["layer"], *[row.get(c) for c in COLUMNS]]
                                                        for row in rows], text_columns=2)
-        parts.append(section(f"Layer atlas ({html.escape(page.rel(run.path))})", body + _grids(rows, page)))
+        where = page.rel(run.path)
+        heading = f"Layer atlas: {title}" + (f" ({where})" if where != "." else "")
+        parts.append(section(html.escape(heading), body + _grids(rows, page)))
     return "".join(parts)
 
 
@@ -72,7 +90,9 @@ def _grids(rows: list[dict], page: Page) -> str:
                                     f"PSNR {fmt(values[(layer, image)]['psnr'])}")
                     if (layer, image) in values else "<td></td>" for layer in layers])
             if decode:
+                scores = {s["layer"]: s["psnr"] for s in decode.summaries if s.get("image") == image}
                 lines.append([label_cell(f"{label}: decoder"), "<td></td>"] + [
-                    page.image_cell(decode.decoded(layer, image)) for layer in layers])
+                    page.image_cell(decode.decoded(layer, image), f"PSNR {fmt(scores[layer])}" if layer in scores
+                                    else "") for layer in layers])
         out.append(f"<h3>{html.escape(image)}</h3>" + grid(["", "target", *layers], lines))
     return "".join(out)
