@@ -89,7 +89,7 @@ def test_bad_input_in_a_fresh_process_is_one_line_and_exit_code_2(tmp_path):
                  cwd=tmp_path)
     assert result.returncode == 2
     assert error_lines(result.stderr) == [
-        f"error: image not found: missing.png (image takes a file path or a sample: {', '.join(SAMPLES)})"]
+        f"error: image not found: missing.png (an image is a file path or a sample: {', '.join(SAMPLES)})"]
 
 
 BAD_INPUTS = {  # overrides -> what the one error line must mention

@@ -67,7 +67,7 @@ def _sample(name: str) -> Image.Image:
 def _file(path: str) -> Image.Image:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ConfigError(f"image not found: {file} (image takes a file path or a sample: {', '.join(SAMPLES)})")
+        raise ConfigError(f"image not found: {file} (an image is a file path or a sample: {', '.join(SAMPLES)})")
     try:
         with Image.open(file) as pil:
             return pil.copy()
