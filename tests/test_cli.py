@@ -94,6 +94,7 @@ def test_bad_input_in_a_fresh_process_is_one_line_and_exit_code_2(tmp_path):
 
 BAD_INPUTS = {  # overrides -> what the one error line must mention
     "unknown-model": (["model.name=resnet7"], ["resnet7", "resnet18"]),
+    "trade-off-network": (["model=tradeoff_cnn_small"], ["tradeoff_cnn_small", "tradeoff command only", "resnet18"]),
     "unknown-family": (["model.family=vgg"], ["vgg", "resnet", "timm", "mlp", "vit"]),
     "unknown-layer": (["layer=conv9"], ["conv9", "did you mean conv5", "probe points: conv1, conv2"]),
     "non-tensor-node": (["model=vit_tiny", "layer=attn_mask"], ["attn_mask", "blocks.0"]),

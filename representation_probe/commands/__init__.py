@@ -40,6 +40,7 @@ def main(cfg: DictConfig) -> float | None:
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
+        _refuse_tradeoff_nets(command, cfg)
         return importlib.import_module(f"{__name__}.{command}").run(cfg)
     except Exception as err:
         line = user_error(err)
@@ -62,6 +63,15 @@ def main(cfg: DictConfig) -> float | None:
             import wandb
 
             wandb.finish()
+
+
+def _refuse_tradeoff_nets(command: str, cfg: DictConfig) -> None:
+    """conf/model/ holds the trade-off networks beside the backbones; only `tradeoff` builds them."""
+    target = str(OmegaConf.select(cfg, "model._target_", default=""))
+    if command != "tradeoff" and target.startswith("representation_probe.tradeoff"):
+        backbones = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if not p.stem.startswith("tradeoff_"))
+        raise ConfigError(f"model={cfg.model.name} is a trade-off network, for the tradeoff command only; "
+                          f"{command} takes a backbone: {', '.join(backbones)}")
 
 
 def user_error(err: BaseException) -> str | None:
