@@ -94,7 +94,6 @@ def test_bad_input_in_a_fresh_process_is_one_line_and_exit_code_2(tmp_path):
 
 BAD_INPUTS = {  # overrides -> what the one error line must mention
     "unknown-model": (["model.name=resnet7"], ["resnet7", "resnet18"]),
-    "trade-off-network": (["model=tradeoff_cnn_small"], ["tradeoff_cnn_small", "tradeoff command only", "resnet18"]),
     "unknown-family": (["model.family=vgg"], ["vgg", "resnet", "timm", "mlp", "vit"]),
     "unknown-layer": (["layer=conv9"], ["conv9", "did you mean conv5", "probe points: conv1, conv2"]),
     "non-tensor-node": (["model=vit_tiny", "layer=attn_mask"], ["attn_mask", "blocks.0"]),
@@ -154,3 +153,11 @@ def test_a_new_run_clears_the_failure_of_an_earlier_attempt(run_main, hydra_job)
     main(cfg)
     assert (run_dir / "summary.json").is_file() and not (run_dir / "failure.json").exists()
 
+
+
+@pytest.mark.parametrize("command", ["invert", "probe"])
+def test_a_trade_off_network_is_refused_by_the_backbone_commands(command, run_main):
+    code, _, stderr, _ = run_main(command, ["model=tradeoff_cnn_small", "logger=csv"])
+    lines = error_lines(stderr)
+    assert code == 2 and len(lines) == 1, stderr
+    assert all(word in lines[0] for word in ["tradeoff_cnn_small", "tradeoff command only", "resnet18"]), lines[0]
