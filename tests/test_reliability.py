@@ -143,6 +143,46 @@ def test_timm_imagenet_weights_load_when_the_model_takes_no_image_size(tmp_path)
     assert torch.equal(backbone.net.conv1.weight, saved.conv1.weight)
 
 
+TINY_VIT = dict(patch_size=4, depth=2, embed_dim=96, num_heads=3)
+
+
+def test_timm_imagenet_weights_come_from_the_hugging_face_cache_without_the_network(tmp_path, monkeypatch):
+    import huggingface_hub
+    import timm
+    from safetensors.torch import save_file
+    from timm.models import get_pretrained_cfg
+
+    torch.manual_seed(4)
+    saved = timm.create_model("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    repo = get_pretrained_cfg("vit_tiny_patch16_224").hf_hub_id  # the cache's layout: refs/main -> a snapshot
+    snapshot = tmp_path / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    save_file(saved.state_dict(), snapshot / "model.safetensors")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(timm.models._hub, "hf_hub_download", _no_network)
+    backbone = create_model("timm", "vit_tiny_patch16_224", weights="imagenet", image_size=32, **TINY_VIT)
+    assert torch.equal(backbone.net.blocks[1].mlp.fc2.weight, saved.blocks[1].mlp.fc2.weight)
+
+
+def test_timm_imagenet_weights_not_cached_offline_name_the_file_at_once(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from representation_probe.models.families.timm_models import _reachable
+
+    if _reachable("huggingface.co"):
+        pytest.skip("the Hugging Face Hub is reachable here: timm would download the weights")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match=r"not cached and the Hugging Face Hub is unreachable; download "
+                                         r"https://huggingface.co/timm/vit_tiny_patch16_224\.\S+/model\.safetensors"):
+        create_model("timm", "vit_tiny_patch16_224", weights="imagenet", image_size=32, **TINY_VIT)
+
+
+def _no_network(*args, **kwargs):
+    raise AssertionError("asked the Hugging Face Hub for a file that is in the cache")
+
+
 # ---- train: bad input, bad data, another model -----------------------------------------------------
 NOISE = ["dataset.count=16", "dataset.val_count=8"]
 BAD_TRAIN_INPUTS = {  # overrides -> what the one error line must mention

@@ -59,11 +59,56 @@ def _create(name: str, pretrained: bool, **options) -> nn.Module:
 
     if not pretrained:
         return timm.create_model(name, pretrained=False, **options)
+    where = _hub_file(name)
+    if "pretrained_cfg_overlay" not in options:
+        local = _cached_weights(name)
+        if local:  # load the cached file directly: no request to the Hub, no retries when offline
+            options["pretrained_cfg_overlay"] = {"file": local}
+        elif where and not _reachable("huggingface.co"):  # else huggingface_hub retries ~25 s, then fails
+            raise ConfigError(f"pretrained weights for timm model '{name}' are not cached and the Hugging Face "
+                              f"Hub is unreachable; download {where} and pass '+model.pretrained_cfg_overlay="
+                              "{file:<that file>}' (or fill the cache with `hf download` where the Hub is reachable)")
+    source = options.get("pretrained_cfg_overlay", {}).get("file") or where or "timm's source"
     try:
         return timm.create_model(name, pretrained=True, **options)
     except TypeError:
         raise
     except Exception as err:
-        raise ConfigError(f"pretrained weights for timm model '{name}' are not available offline "
-                          f"({type(err).__name__}); put them in the Hugging Face cache or pass "
-                          "model.weights=<path to a state_dict>") from None
+        why = f"{type(err).__name__}: {' '.join(str(err).split())}"  # one line; a state_dict mismatch is long
+        raise ConfigError(f"pretrained weights for timm model '{name}' could not be loaded from {source} "
+                          f"({why[:300]})") from None
+
+
+def _hub_file(name: str) -> str | None:
+    """The URL of the model's weights on the Hugging Face Hub, if timm takes them from there."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    return f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{cfg.hf_hub_filename or 'model.safetensors'}"
+
+
+def _cached_weights(name: str) -> str | None:
+    """The model's weights file in the Hugging Face cache, if downloaded before."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    for filename in filter(None, (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin")):
+        found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
