@@ -6,7 +6,7 @@
     (the same frozen feature extractor, decoders and Adam), images/s, all probe points, one epoch;
 (b) all probe points decoded from one backbone forward (ours) against one training run per layer
     (inverse-tvm trains one inverse per stage, each with its own forward through the backbone), one epoch;
-(c) over `--epochs` epochs: one forward per image, its embeddings cached (decode.cache: float16, the cache
+(c) over `--epochs` epochs: one forward per image, its embeddings cached (decode.cache, float32; the cache
     pass timed too, batches through the datamodule's epoch loader as in `decode`), against one run per
     layer recomputing its truncated backbone in every step; and ours without the cache, for reference.
 Medians over repeats, alternating; check that nothing else runs (the load is printed).
@@ -55,7 +55,7 @@ def cached(module: DecoderModule, ready: list, epochs: int) -> float:
     data = PatchDataModule(count=1, batch_size=len(ready[0][0]), workers=0)  # its epoch loader only
     images = TensorDataset(torch.cat([x for x, _ in ready]), torch.cat([y for _, y in ready]))
     start = time.perf_counter()
-    stored = cache.embed(module, images, data.hparams.batch_size, 0, torch.device("cpu"), torch.float16)
+    stored = cache.embed(module, images, data.hparams.batch_size, 0, torch.device("cpu"), torch.float32)
     return time.perf_counter() - start + ours(module, data.epoch_loader(stored, workers=0), epochs)
 
 

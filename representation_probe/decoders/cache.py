@@ -62,9 +62,10 @@ def _why_not(datamodule, module: DecoderModule, images: int, processes: int, dty
     if need > limit:
         bound = "decode.cache_limit_gb" if limit_gb is not None else \
             f"a quarter of this machine's {memory() / GB:.1f} GB"
+        smaller = ", or half as much with decode.cache_dtype=float16" if dtype == torch.float32 else ""
         return (f"{images} images with their embeddings ({bytes_per_image(module, dtype) / 2**10:.0f} KB each in "
                 f"{str(dtype).removeprefix('torch.')}, held by each of {processes} process(es)) need {need / GB:.2f} "
-                f"GB, more than the bound of {limit / GB:.2f} GB ({bound})")
+                f"GB{smaller}, more than the bound of {limit / GB:.2f} GB ({bound})")
     return None
 
 
