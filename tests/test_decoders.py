@@ -157,4 +157,6 @@ def test_decoders_train_with_ddp_on_cpu(tmp_path):
     assert "MEMBER: 2/2" in result.stdout + result.stderr
     rows = json.loads((run_dir / "summary.json").read_text())
     assert [r["image"] for r in rows] == ["held-out", "chelsea"]  # written once, by rank zero
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert all(r["cached"] for r in rows)  # decode.cache=auto: patches are not augmented; each rank caches all
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 384 // (2 * 32)  # each rank trains on its own half of the 384 images

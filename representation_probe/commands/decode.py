@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from representation_probe.data import load_targets
-from representation_probe.decoders import MODES, DecoderModule, evaluate
+from representation_probe.decoders import MODES, DecoderModule, cache, evaluate
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.fit import fit_inversion
@@ -40,6 +40,7 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"decode.held_out must be a fraction between 0 and 1, got {d.held_out}")
     if isinstance(d.colour_images, bool) or not isinstance(d.colour_images, int) or d.colour_images < 0:
         raise ConfigError(f"decode.colour_images must be a whole number >= 0, got {d.colour_images!r}")
+    dtype = cache.storage(d.cache_dtype)
     resume = resume_path(cfg.ckpt_path, run_dir)
     inverted = _inversion_run(d.inversion)
     L.seed_everything(cfg.seed, workers=True)
@@ -48,15 +49,24 @@ def run(cfg: DictConfig) -> float:
     if not layers:
         raise ConfigError(f"{backbone.name} has no probe points: pass decode.layers=[...] (see `layers model=...`)")
     targets = load_targets(as_list(cfg.eval_images), cfg.model.image_size)
+    # the decoders first: caching draws from the global generator (DataLoader seeds), which must not move their init
     module = instantiate(d.module, features=FeatureExtractor(backbone, layers))
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
-    selection, held = _split(datamodule.val_set, d.held_out, cfg.seed)
+    train_set, val_set = datamodule.train_set, datamodule.val_set
+    selection, held = _split(len(val_set), d.held_out, cfg.seed)
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode", d.mode])
     callbacks = [*build_callbacks(cfg.callbacks, run_dir), EpochMetrics(run_dir)]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
+    datamodule.trainer = trainer  # the training batches of this rank (DDP)
+    cached = cache.use_cache(d.cache, datamodule, module, len(train_set) + len(val_set), trainer.num_devices, dtype,
+                             d.cache_limit_gb)
     start = time.perf_counter()
-    trainer.fit(module, datamodule.train_dataloader(), _loader(selection, datamodule), ckpt_path=resume.path)
+    if cached:  # every DDP process holds them all: each epoch gives each rank another share of the indices
+        train_set, val_set = (cache.embed(module, data, datamodule.hparams.batch_size, datamodule.hparams.workers,
+                                          trainer.strategy.root_device, dtype) for data in (train_set, val_set))
+    train = datamodule.epoch_loader(train_set, workers=0 if cached else datamodule.hparams.workers)
+    trainer.fit(module, train, _loader(Subset(val_set, selection), datamodule), ckpt_path=resume.path)
     seconds = time.perf_counter() - start
     remove_untracked(run_dir, [callback.state_dict() for callback in trainer.checkpoint_callbacks])
     if not trainer.is_global_zero:
@@ -69,9 +79,10 @@ def run(cfg: DictConfig) -> float:
 
     common = dict(command="decode", model=cfg.model.name, weights=str(cfg.model.weights), mode=d.mode,
                   dataset=cfg.dataset._target_, seed=cfg.seed, epochs=trainer.current_epoch,
-                  best_checkpoint=best or None, seconds=round(seconds, 3))
-    held_loader = _loader(held, datamodule)
-    rows = _held_out_rows(module, held_loader, datamodule.train_dataloader(), backbone, common)
+                  best_checkpoint=best or None, cached=cached, cache_dtype=d.cache_dtype if cached else None,
+                  seconds=round(seconds, 3))
+    held_loader = _loader(Subset(val_set, held), datamodule)
+    rows = _held_out_rows(module, held_loader, _loader(train_set, datamodule), backbone, common)
     cross = evaluate.cross(module, held_loader) if d.mode == "cross" else None
     colour_rows, colour_examples = evaluate.colour_study(module, d.colour_images, cfg.seed) if d.colour_images \
         else ([], {})
@@ -110,14 +121,14 @@ def _inversion_run(setting) -> dict | None:
     return {(s["layer"], s["image"]): s | dict(run=run) for s in rows}
 
 
-def _split(dataset: Dataset, held_out: float, seed: int) -> tuple[Subset, Subset]:
-    """The validation images in two seeded parts: one selects the best epoch, one scores it."""
-    held = round(len(dataset) * held_out)
-    if held < 1 or held >= len(dataset):
-        raise ConfigError(f"the dataset's {len(dataset)} validation images cannot be split by decode.held_out="
+def _split(count: int, held_out: float, seed: int) -> tuple[list[int], list[int]]:
+    """The indices of `count` validation images in two seeded parts: one selects the best epoch, one scores it."""
+    held = round(count * held_out)
+    if held < 1 or held >= count:
+        raise ConfigError(f"the dataset's {count} validation images cannot be split by decode.held_out="
                           f"{held_out} into a selection part and a held-out part: give more validation images")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(dataset, order[held:]), Subset(dataset, order[:held])
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
+    return order[held:], order[:held]
 
 
 def _loader(dataset: Dataset, datamodule) -> DataLoader:

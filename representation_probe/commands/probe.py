@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from representation_probe.commands import config_choice
 from representation_probe.errors import ConfigError
 from representation_probe.loggers import build_loggers
-from representation_probe.models import Backbone
-from representation_probe.probes import LinearProbes, PooledFeatures, cache_features
+from representation_probe.models import Backbone, cache_features
+from representation_probe.probes import LinearProbes, PooledFeatures
 from representation_probe.rundir import RunDir
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.training.checkpoints import build_callbacks

@@ -75,15 +75,23 @@ class TrainValDataModule(L.LightningDataModule):
     train_set: Dataset
     val_set: Dataset
     test_set: Dataset | None = None
+    augmented = False  # True: a training item differs from epoch to epoch (random augmentation), so
+                       # embeddings computed once would not be what training sees (decode.cache refuses)
 
     def train_dataloader(self) -> DataLoader:
+        return self.epoch_loader(self.train_set, self.hparams.workers)
+
+    def epoch_loader(self, dataset: Dataset, workers: int) -> DataLoader:
+        """Training batches of any dataset indexed like `train_set` (such as its cached embeddings): the
+        same order of indices per (seed, epoch) and the same share of them per rank as `train_dataloader`.
+        Set `self.trainer` first when a command passes the loader to `fit` itself (DDP: this rank's share)."""
         trainer, seed = self.trainer, run_seed()
-        dataset = Seeded(self.train_set, seed)
+        dataset = Seeded(dataset, seed)
         sampler = EpochSampler(dataset, num_replicas=trainer.world_size if trainer else 1,
                                rank=trainer.global_rank if trainer else 0, seed=seed)
         if trainer:  # the epoch whose batches come next, also when resuming from the end of an epoch
             sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed)
-        return self._loader(dataset, sampler=sampler)
+        return self._loader(dataset, sampler=sampler, workers=workers)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set)
@@ -98,7 +106,8 @@ class TrainValDataModule(L.LightningDataModule):
                               "(digits, mnist, fashion_mnist, cifar10, patches, noise, or a folder with <root>/test)")
         return self.test_set
 
-    def _loader(self, dataset: Dataset, sampler: EpochSampler | None = None) -> DataLoader:
-        workers = self.hparams.workers
+    def _loader(self, dataset: Dataset, sampler: EpochSampler | None = None,
+                workers: int | None = None) -> DataLoader:
+        workers = self.hparams.workers if workers is None else workers
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)

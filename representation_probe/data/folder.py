@@ -92,6 +92,7 @@ class FolderDataModule(TrainValDataModule):
     """
 
     skipped_file: Path | None = None  # where skipped files are listed; the training command sets it
+    augmented = True  # train_transform: a random crop and flip of each image every epoch
 
     def __init__(self, root: str, image_size: int = 224, batch_size: int = 64, workers: int = 4,
                  val_fraction: float = 0.1, seed: int = 0, layout: str = "auto", skip_bad: bool = False):

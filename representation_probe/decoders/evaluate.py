@@ -23,10 +23,11 @@ def scores(reconstructions: torch.Tensor, images: torch.Tensor) -> dict[str, lis
 
 
 def held_out(module: DecoderModule, loader: DataLoader, chained: bool = False) -> dict[str, dict[str, float]]:
-    """layer -> the mean of each score over every image of the loader."""
+    """layer -> the mean of each score over every image of the loader (cached embeddings or not)."""
     collected: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for images, _ in loader:
-        for layer, recon in module.reconstruct(images, chained).items():
+    for batch in loader:
+        images, grids = module.inputs(batch)
+        for layer, recon in module.reconstruct(images, chained, grids).items():
             for name, values in scores(recon, images).items():
                 collected[layer][name] += values
     return {layer: {name: sum(v) / len(v) for name, v in by_score.items()} for layer, by_score in collected.items()}
@@ -35,20 +36,21 @@ def held_out(module: DecoderModule, loader: DataLoader, chained: bool = False) -
 def mean_image_psnr(train: DataLoader, test: DataLoader) -> float:
     """The trivial decoder's score: the mean training image, whatever the input, as PSNR on `test`."""
     total, count = None, 0
-    for images, _ in train:
+    for images, *_ in train:
         total = images.sum(dim=0) if total is None else total + images.sum(dim=0)
         count += len(images)
     mean = total / count
-    values = [p for images, _ in test for p in metrics.psnr(mean.expand_as(images), images)]
+    values = [p for images, *_ in test for p in metrics.psnr(mean.expand_as(images), images)]
     return sum(values) / len(values)
 
 
 def cross(module: DecoderModule, loader: DataLoader) -> torch.Tensor:
     """(decoder i, input layer j) -> MSE of decoder i fed layer j's output; NaN where shapes differ."""
     errors, pixels = None, 0
-    for images, _ in loader:
-        batch = module.cross(images)
-        errors = batch if errors is None else errors + batch
+    for batch in loader:
+        images, grids = module.inputs(batch)
+        batch_errors = module.cross(images, grids)
+        errors = batch_errors if errors is None else errors + batch_errors
         pixels += images.numel()
     return errors / pixels
 

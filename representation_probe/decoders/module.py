@@ -22,6 +22,9 @@ class DecoderModule(L.LightningModule):
     inverse-DETR: stage k -> stage k-1 with MSE in embedding space (on the patch grid), the first stage
     -> image; composed down to the image to evaluate, beside the direct decoders.
 
+    Batches are (images, labels), and the step runs the backbone, or (images, grid of each layer, labels)
+    from `decoders.cache` (any float precision), and the step skips it.
+
     The frozen feature extractor stays outside the module tree: Lightning neither trains, counts nor
     checkpoints it, and DDP synchronises the decoders only.
     """
@@ -54,14 +57,21 @@ class DecoderModule(L.LightningModule):
         prefix = self.features.backbone.prefix_tokens
         return {layer: to_grid(out, prefix).float() for layer, out in self.features(images).items()}
 
+    def inputs(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(images, layer -> grid) of a batch, from the backbone or, for a cached batch, as stored."""
+        images, *rest = batch
+        if len(rest) == 1:
+            return images, self.grids(images)
+        return images, {layer: grid.float() for layer, grid in zip(self.layers, rest[:-1])}
+
     def on_fit_start(self) -> None:
         self.features.to(self.device)
 
     # ---- training ------------------------------------------------------------------------------------
-    def losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def losses(self, images: torch.Tensor, grids: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """MSE of every decoder: 'direct/<layer>' against the image, 'stage/<layer>' against the previous
-        layer's grid."""
-        grids = self.grids(images)
+        layer's grid (`grids`: the images' grids if already at hand)."""
+        grids = self.grids(images) if grids is None else grids
         losses = {f"direct/{layer}": F.mse_loss(self.direct[_key(layer)](grids[layer]), images)
                   for layer in self.layers}
         for previous, layer in zip(self.layers, self.layers[1:]):
@@ -70,14 +80,14 @@ class DecoderModule(L.LightningModule):
         return losses
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        losses = self.losses(batch[0])
+        losses = self.losses(*self.inputs(batch))
         loss = sum(losses.values())  # the decoders are independent: the sum trains each on its own loss
         self.log("train/loss", loss, prog_bar=True)
         self.log_dict({f"train/{name}": value for name, value in losses.items()})
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        losses = self.losses(batch[0])
+        losses = self.losses(*self.inputs(batch))
         self.log("val/loss", sum(losses.values()), prog_bar=True, sync_dist=True)
         self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True)
 
@@ -86,10 +96,11 @@ class DecoderModule(L.LightningModule):
 
     # ---- reconstructions ---------------------------------------------------------------------------
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor, chained: bool = False) -> dict[str, torch.Tensor]:
+    def reconstruct(self, images: torch.Tensor, chained: bool = False,
+                    grids: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """layer -> reconstructed images: its direct decoder, or (chained) its stage inverses composed
-        down to the first layer, then that layer's image decoder."""
-        grids = self.grids(images)
+        down to the first layer, then that layer's image decoder (`grids`: the images' grids if at hand)."""
+        grids = self.grids(images) if grids is None else grids
         if not chained:
             return {layer: self.direct[_key(layer)](grids[layer]) for layer in self.layers}
         out = {}
@@ -101,10 +112,10 @@ class DecoderModule(L.LightningModule):
         return out
 
     @torch.no_grad()
-    def cross(self, images: torch.Tensor) -> torch.Tensor:
+    def cross(self, images: torch.Tensor, grids: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """(decoder i, input layer j) -> summed squared error of decoder i fed layer j's output (NaN where
         the shapes differ): the inter-layer correlation of inverse-tvm."""
-        grids = self.grids(images)
+        grids = self.grids(images) if grids is None else grids
         errors = torch.full((len(self.layers), len(self.layers)), float("nan"))
         for i, decoder in enumerate(self.layers):
             for j, layer in enumerate(self.layers):

@@ -1,11 +1,15 @@
 """Frozen forward maps of a backbone: one truncated graph per layer (inversion, where each sample has its
-own layer), or one forward returning several layers of the same images (decoders, probes, similarity)."""
+own layer), or one forward returning several layers of the same images (decoders, probes, similarity),
+and those layers' outputs for a whole dataset computed once (`cache_features`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from representation_probe.errors import ConfigError
 from representation_probe.models.backbone import Backbone
@@ -109,6 +113,37 @@ def pool(features: torch.Tensor, how: str = "mean", prefix_tokens: int = 0) -> t
             return features[:, 0]
         return features[:, prefix_tokens:].mean(dim=1)
     raise ConfigError(f"cannot pool a layer output of shape {tuple(features.shape)}")
+
+
+@torch.no_grad()
+def cache_features(embed: Callable[[torch.Tensor], list[torch.Tensor]], dataset: Dataset, batch_size: int,
+                   workers: int = 0, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+                   keep_images: bool = False) -> TensorDataset:
+    """What a frozen `embed` (images -> one tensor per layer) gives for every item of `dataset`, computed
+    once in dataset order and kept on the CPU: (images if `keep_images`, layer 1, ..., labels), the
+    outputs stored as `dtype` (None: as computed; an output beyond its range raises OverflowError).
+
+    What an epoch then reads instead of running the backbone: the same images in the same order give the
+    same features (the backbone is frozen and in eval mode), so training matches the uncached path, up to
+    the rounding to `dtype`. The storage is allocated after the first batch: no second copy to concatenate.
+    """
+    stored: list[torch.Tensor] = []
+    labels, start = [], 0
+    for images, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers):
+        outputs = list(embed(images.to(device)))
+        if dtype is not None and dtype.is_floating_point:
+            largest = max(float(x.abs().max()) for x in outputs)
+            if largest > torch.finfo(dtype).max:
+                raise OverflowError(f"a layer output reaches {largest:.4g}, beyond {dtype}'s range")
+        batch = [images, *outputs] if keep_images else outputs
+        if not stored:
+            kinds = [images.dtype] * keep_images + [dtype] * len(outputs)
+            stored = [torch.empty((len(dataset), *x.shape[1:]), dtype=kind or x.dtype) for x, kind in zip(batch, kinds)]
+        for store, x in zip(stored, batch):
+            store[start : start + len(x)] = x  # cast and copied to the CPU
+        labels.append(torch.as_tensor(targets))
+        start += len(images)
+    return TensorDataset(*stored, torch.cat(labels))
 
 
 def _has_convolutions(backbone: Backbone) -> bool:

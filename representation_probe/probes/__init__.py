@@ -1,6 +1,6 @@
 """Linear probes: how much class information each frozen layer holds (Alain & Bengio 2016)."""
 
-from representation_probe.probes.features import PooledFeatures, cache_features
+from representation_probe.probes.features import PooledFeatures
 from representation_probe.probes.module import LinearProbes
 
-__all__ = ["LinearProbes", "PooledFeatures", "cache_features"]
+__all__ = ["LinearProbes", "PooledFeatures"]
