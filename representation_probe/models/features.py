@@ -99,14 +99,11 @@ def _fold_batchnorm(extractor: nn.Module, net: nn.Module) -> nn.Module:
 def _cut(union: fx.GraphModule, output: str) -> fx.GraphModule:
     """The part of a multi-output graph that computes `output`, returned as {'out': value}: the nodes
     it does not need are dropped, the modules are shared with `union`, not copied."""
-    graph = fx.Graph()
+    graph = fx.Graph(owning_module=union)  # dead-code elimination asks the module whether a call is pure
     outputs = graph.graph_copy(union.graph, {})
     graph.output({"out": outputs[output]})
-    cut = fx.GraphModule(union, graph)
-    cut.graph.eliminate_dead_code()  # with the module set: FX asks it whether a call is pure
-    cut.delete_all_unused_submodules()
-    cut.recompile()
-    return cut
+    graph.eliminate_dead_code()
+    return fx.GraphModule(union, graph)
 
 
 def _key(layer: str) -> str:
