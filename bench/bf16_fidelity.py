@@ -56,10 +56,11 @@ def table(setting: str, rows: dict[str, list[dict]]) -> list[str]:
     for key, fmt in KEYS.items():
         for layer in layers:
             fp32, bf16 = ([r[key] for r in rows[p] if r["layer"] == layer] for p in PRECISIONS)
-            inside = min(fp32) <= statistics.mean(bf16) <= max(fp32)
-            if not inside:
-                outside.append(f"{setting} {layer} {key}")
-            print(f"| {key} | {layer} | {spread(fp32, fmt)} | {spread(bf16, fmt)} | {'yes' if inside else '**no**'} |")
+            mean = statistics.mean(bf16)
+            verdict = "yes" if min(fp32) <= mean <= max(fp32) else f"**no**, {'higher' if mean > max(fp32) else 'lower'}"
+            if verdict != "yes":
+                outside.append(f"{setting} {layer} {key} ({verdict[8:]})")
+            print(f"| {key} | {layer} | {spread(fp32, fmt)} | {spread(bf16, fmt)} | {verdict} |")
     return outside
 
 

@@ -96,7 +96,7 @@ def per_layer(values: list[float], layers: list[str]) -> str:
 
 def figure(curves: dict, runs: list[dict], threshold: float) -> bytes:
     colors = dict(zip(LAYERS, plt.cm.viridis([0.0, 0.25, 0.5, 0.75, 0.95])))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True, sharey=True)  # one time axis: sooner is visible
     for (label, (points, layers)), style in zip(curves.items(), ("-", "--")):
         for layer in LAYERS:  # the worst image of the layer
             worst = [max(r for r, l in zip(ratios, layers) if l == layer) for _, _, ratios in points]
