@@ -13,7 +13,7 @@ def plain_cuda_check() -> None:
 
     Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, so that its checks do not initialise CUDA
     before a fork. Without the driver, torch then retries loading NVML at every torch.cuda.is_available(),
-    which Adam calls at every step: ~45 us, a tenth of a small MLP's inversion step (bench/RESULTS.md).
+    which Adam calls at every step: ~45 us a call (timeit, 2026-11-25), a tenth of a small MLP's step.
     Without the driver there is no CUDA to initialise, so the plain check is as fork-safe. Call it after
     importing Lightning.
     """

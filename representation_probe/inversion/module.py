@@ -29,8 +29,9 @@ plain_cuda_check()  # after importing Lightning, which made it cost ~45 us per A
 def nothing_listens_to_backward(trainer: L.Trainer, module: L.LightningModule) -> bool:
     """True when manual_backward(loss) would do nothing but loss.backward(): one device, a precision
     without loss scaling (32-true, bf16-mixed), no profiler, and no callback or module overriding the
-    backward hooks. Dispatching those hooks costs ~0.05 ms a step, a tenth of a small MLP's inversion
-    step (bench/RESULTS.md); any callback that overrides one gets them all, through manual_backward."""
+    backward hooks. Dispatching those hooks was Lightning's largest per-step cost in the profile of a
+    small MLP's inversion (bench/RESULTS.md); a callback that overrides one gets them all, through
+    manual_backward."""
     precision = trainer.precision_plugin
     if (type(trainer.strategy) is not SingleDeviceStrategy or not isinstance(trainer.profiler, PassThroughProfiler)
             or type(precision) not in (Precision, MixedPrecision) or getattr(precision, "scaler", None) is not None):

@@ -21,7 +21,8 @@ class LayerEmbedder(nn.Module):
     One truncated FX graph per distinct layer, so a batch mixing layers costs the sum of the
     truncated forwards rather than a full-depth forward for every sample. The network is traced and its
     BatchNorm folded once, for all layers; each layer's graph is cut from that one and shares its
-    modules (five traces and foldings took ~2/3 of a five-layer ResNet50 run's set-up, bench/RESULTS.md).
+    modules (ten FX traces, two per layer, and five foldings were most of a five-layer ResNet50 run's
+    set-up under cProfile; now two traces and one folding, bench/RESULTS.md).
     """
 
     def __init__(self, backbone: Backbone, layers: list[str]):
