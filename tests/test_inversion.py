@@ -262,6 +262,21 @@ def test_adam_steps_do_not_look_for_nvml_where_there_is_no_nvidia_driver():
     assert (os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1") == driver
 
 
+class StopAfter(Callback):
+    def __init__(self, batches: int):
+        self.batches = batches
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 == self.batches:
+            trainer.should_stop = True
+
+
+def test_a_run_stopped_early_records_its_last_step_not_the_planned_one(chelsea):
+    module = run_inversion(build_model("resnet18", SIZE), chelsea[None], [Sample("conv2", "chelsea", 0)],
+                           "inversion.steps=20", "inversion.steps_per_batch=3", callbacks=[StopAfter(2)])
+    assert [row["step"] for row in module.history] == [0, 6]  # a_6, after the updates of steps 0..5
+
+
 # ---- divergence ------------------------------------------------------------------------------
 def test_nan_loss_stops_the_run(chelsea):
     target = chelsea[None].clone()

@@ -99,6 +99,7 @@ class InversionModule(L.LightningModule):
         self.history: list[dict] = []  # rows of metrics.csv
         self.plain_backward = False  # decided when training starts
         self.diverged_at: int | None = None
+        self.steps_done = 0  # fewer than `steps` when a callback stops the run early
 
     # ---- the forward map and distances --------------------------------------------------------
     def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -199,6 +200,7 @@ class InversionModule(L.LightningModule):
                     self.image.copy_(smooth(self.image, sigma))
                 if self.clamp:
                     self.image.clamp_(0, 1)
+        self.steps_done = step + 1
 
     @torch.no_grad()
     def exact_distances(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,8 +239,8 @@ class InversionModule(L.LightningModule):
         """Distances of the final a_g (after the last update), also as the last metrics.csv rows."""
         loss, m_g = self.exact_distances()
         if self.diverged_at is None and not torch.isfinite(m_g).all():  # the last update overflowed
-            self.diverged_at = self.steps
-        step = self.diverged_at if self.diverged_at is not None else self.steps
+            self.diverged_at = self.steps_done
+        step = self.diverged_at if self.diverged_at is not None else self.steps_done
         m_i = self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
         self.final = dict(loss=loss, m_g=m_g, m_i=m_i)
 
