@@ -27,11 +27,15 @@ def chelsea():
     return load_target("chelsea", SIZE)
 
 
-def test_short_inversion_lowers_loss_and_m_g(chelsea):
+PRECISIONS = ["32-true", "bf16-mixed"]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_short_inversion_lowers_loss_and_m_g(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     running_mean = backbone.net.bn1.running_mean.clone()
     module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=30",
-                           "inversion.record_every=10")
+                           "inversion.record_every=10", f"trainer.precision={precision}")
 
     first, last = module.history[0], module.history[-1]
     assert [row["step"] for row in module.history] == [0, 10, 20, 30]  # every 10 steps, plus the end
@@ -45,9 +49,11 @@ def test_short_inversion_lowers_loss_and_m_g(chelsea):
     torch.testing.assert_close(backbone.net.bn1.running_mean, running_mean, rtol=0, atol=0)
 
 
-def test_reference_shift_and_m_s(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_reference_shift_and_m_s(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
-    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=1")
+    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=1",
+                           f"trainer.precision={precision}")
     result = module.results()[0]
     # the default a' = a + N(0, 1/20): ||a' - a|| is close to sigma * sqrt(number of pixels)
     assert result["m_i_ref"] == pytest.approx(0.05 * math.sqrt(chelsea.numel()), rel=0.1)
@@ -187,7 +193,7 @@ def test_bf16_records_and_reports_float32_distances(chelsea):
 
 
 # ---- batching --------------------------------------------------------------------------------
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.parametrize("precision", PRECISIONS)
 def test_batched_layers_and_seeds_equal_separate_runs(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     samples = [Sample(layer, "chelsea", seed) for layer in ("conv1", "conv3") for seed in (0, 1)]
@@ -214,12 +220,13 @@ class CountBatches(Callback):
         self.batches += 1
 
 
-def test_steps_per_batch_groups_updates_without_changing_them(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_steps_per_batch_groups_updates_without_changing_them(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     runs = {}
     for k in (1, 7, None):  # one update per Lightning batch, seven, and the timed choice
         counter = CountBatches()
-        config = ["inversion.steps=20", "inversion.record_every=5"]
+        config = ["inversion.steps=20", "inversion.record_every=5", f"trainer.precision={precision}"]
         if k is not None:
             config.append(f"inversion.steps_per_batch={k}")
         runs[k] = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], *config, callbacks=[counter])
@@ -303,12 +310,13 @@ def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
     assert int(rows[-1]["step"]) == summary["diverged_at"]
 
 
-def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea, precision):
     """eps_by_layer in one batch steps each sample as a separate run with that layer's eps would."""
     backbone = build_model("resnet18", SIZE)
     eps = {"conv1": 0.05, "conv3": 0.01}
     samples = [Sample(layer, "chelsea", 0) for layer in eps]
-    base = ["inversion=paper", "inversion.steps=10"]
+    base = ["inversion=paper", "inversion.steps=10", f"trainer.precision={precision}"]
     table = [f"inversion.eps_by_layer={{conv1: {eps['conv1']}, conv3: {eps['conv3']}}}", "inversion.lr=1.0"]
     batched = run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, *base, *table)
     for i, sample in enumerate(samples):
