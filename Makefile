@@ -23,8 +23,10 @@ test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
 
 bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in bench/RESULTS.md
 	$(PY) bench/invert_bench.py
+	$(PY) bench/time_to_quality.py
 	$(PY) bench/train_bench.py
 	OMP_NUM_THREADS=1 $(PY) bench/mlp_bench.py --steps 2000 --repeats 3 --threads 1
+	$(PY) bench/gpu_bench.py
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/similarity_bench.py
 

@@ -1,17 +1,24 @@
-"""conv1..conv5 inversion of an untrained ResNet50 at 299 px, 50 steps, one image: the author's loop vs ours.
+"""conv1..conv5 inversion of an untrained ResNet50 at 299 px, one image: the author's loop vs ours, at 50 and
+500 steps, ours in float32 and in bf16-mixed.
 
-    python bench/invert_bench.py        (from the repository root; `make bench`; results in bench/RESULTS.md)
+    python bench/invert_bench.py [--steps 50 500] [--repeats 3] [--full-baseline]
+                                 (from the repository root; `make bench`; results in bench/RESULTS.md)
 
-Both run in this process, alternately, REPEATS times each; every timing is end to end (model construction
-included) and the median is reported. Then the machine's float32 matmul peak, the FLOPs of one step of each
-(torch's FlopCounterMode on a real step) and the share of the peak that they reach.
+Every timing is end to end in this process (model construction included), the three alternating, REPEATS
+times each; the median is reported. The author's loop (bench/author_loop.py) is measured at the smallest
+--steps; at the others it is scaled from that run's per-step time when the script shows that time is flat
+(first against second half of the steps, within 5%), else, or with --full-baseline, measured. Then: the
+machine's float32 and bf16 matmul peaks, the FLOPs of one step of each loop and the share of the peak they
+reach, and where ours' time outside the steps goes (one cProfile'd run).
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import json
-import os
 import platform
+import pstats
 import statistics
 import tempfile
 import time
@@ -19,152 +26,69 @@ from pathlib import Path
 
 import torch
 import torchvision
-import torchvision.transforms.functional as TF
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+import author_loop
 from representation_probe.commands import invert
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample
 from representation_probe.models import LayerEmbedder
+from timing import best_time, compose_invert, cpu_matmul_peaks, flops, timed
 
-LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
-SIZE, STEPS, SIGMA = 299, 50, (2.4, 0.4)
-# The paper's hand-tuned eps, 1/2 at conv1 down to 1/1000 at conv5 (it scales the update, not the cost).
-EPS = {"conv1": 0.5, "conv2": 0.1, "conv3": 0.02, "conv4": 0.005, "conv5": 0.001}
-REPEATS = 3
-CONF = Path(__file__).resolve().parent.parent / "conf"
-OVERRIDES = [f"model.image_size={SIZE}", f"inversion.steps={STEPS}", "inversion.blur_sigma=[2.4,0.4]",
-             f"layer=[{','.join(LAYERS)}]", "image=chelsea", "logger=csv"]
+SIZE, IMAGE = 299, "chelsea"
+LAYERS = author_loop.LAYERS
+PRECISIONS = {"ours fp32": "32-true", "ours bf16": "bf16-mixed"}
+FLAT = 0.05  # the baseline's per-step time may differ by this much between the halves of a run to be scaled
 
 
-# ---- (a) the baseline, written like the author's resnet_representations.py ----------------------------
-class NewResNet(nn.Module):
-    """The author's hand-truncated forward, cut after `layer` (conv1 = relu, conv2 = layer1, ...)."""
-
-    def __init__(self, model: nn.Module, layer: str):
-        super().__init__()
-        self.model, self.depth = model, LAYERS.index(layer)
-
-    def forward(self, x):
-        x = self.model.conv1(x)
-        x = self.model.bn1(x)
-        x = self.model.relu(x)
-        if self.depth >= 1:
-            x = self.model.maxpool(x)
-            x = self.model.layer1(x)
-        if self.depth >= 2:
-            x = self.model.layer2(x)
-        if self.depth >= 3:
-            x = self.model.layer3(x)
-        if self.depth >= 4:
-            x = self.model.layer4(x)
-        return x
+def overrides(steps: int, precision: str) -> list[str]:
+    return [f"model.image_size={SIZE}", f"inversion.steps={steps}", "inversion.blur_sigma=[2.4,0.4]",
+            f"layer=[{','.join(LAYERS)}]", f"image={IMAGE}", "logger=csv", f"trainer.precision={precision}"]
 
 
-def baseline_layer(layer: str, image: torch.Tensor) -> tuple[float, float]:
-    """One run of the author's script for one layer; returns m_g / m_s and m_i."""
-    resnet = torchvision.models.resnet50()  # built per run (torch.hub.load in the original), untrained
-    resnet.eval()  # eval() only: the weights keep requires_grad=True
-    resnet2 = NewResNet(resnet, layer).eval()
-    target_tensor = resnet2(image).detach()
-    shifted = image + torch.randn(1, 3, SIZE, SIZE) / 20
-    m_s = torch.sqrt(torch.sum((target_tensor - resnet2(shifted)) ** 2))
-    single_input = torch.randn(1, 3, SIZE, SIZE) / 20 + 0.7
-    for i in range(STEPS):
-        single_input = single_input.detach()
-        single_input.requires_grad = True
-        loss = torch.sum(torch.abs(target_tensor - resnet2(single_input)))
-        loss.backward()  # also computes, and accumulates into, .grad of every weight, as the original does
-        sigma = SIGMA[0] * (STEPS - i) / STEPS + SIGMA[1] * i / STEPS
-        single_input = single_input.detach() - EPS[layer] * single_input.grad
-        single_input = TF.gaussian_blur(single_input, 3, sigma=sigma)  # eq. 5
-    m_g = torch.sqrt(torch.sum((target_tensor - resnet2(single_input)) ** 2))
-    m_i = torch.sqrt(torch.sum((single_input - image) ** 2))
-    return float((m_g / m_s).detach()), float(m_i)
+def baseline(steps: int) -> list[author_loop.Run]:
+    image = load_target(IMAGE, SIZE).unsqueeze(0)
+    torch.manual_seed(0)
+    return [author_loop.run(layer, image, author_loop.PAPER_EPS[layer], steps) for layer in LAYERS]
 
 
-def baseline() -> list[tuple[float, float]]:
-    image = load_target("chelsea", SIZE).unsqueeze(0)
-    return [baseline_layer(layer, image) for layer in LAYERS]  # one run per layer
-
-
-# ---- (b) ours: the real `invert` command, in process ----------------------------------------------------
-def compose_invert(out_dir: str):
-    """What `python -m representation_probe invert <OVERRIDES>` composes: (task config, full config)."""
-    with initialize_config_dir(str(CONF), version_base="1.3", job_name="bench"):
-        cfg = compose("invert", [*OVERRIDES, f"hydra.run.dir={out_dir}"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = out_dir  # Hydra's run_job sets this; compose() does not
-        task_cfg = cfg.copy()
-        del task_cfg["hydra"]  # as Hydra does before calling the task
-    return task_cfg, cfg
-
-
-def ours() -> tuple[list[tuple[float, float]], float]:
+def ours(steps: int, precision: str) -> tuple[list[tuple[float, float]], float]:
     """(m_g / m_s, m_i) per layer and the trainer.fit seconds (from summary.json) of one `invert` run."""
     with tempfile.TemporaryDirectory() as out_dir:
-        task_cfg, cfg = compose_invert(out_dir)
+        task_cfg, cfg = compose_invert(overrides(steps, precision), out_dir)
         HydraConfig.instance().set_config(cfg)
         invert.run(task_cfg)
         summary = json.loads((Path(out_dir) / "summary.json").read_text())
     return [(row["m_g_over_m_s"], row["m_i"]) for row in summary], summary[0]["seconds"]
 
 
-# ---- timing helpers -----------------------------------------------------------------------------------
-def busy_seconds() -> float | None:
-    """CPU-seconds all processes have used (Linux), to see whether something else ran during a timing."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+def step_seconds(runs: list[author_loop.Run]) -> tuple[float, float]:
+    """Median step time of the first and of the second half of the runs' steps (step 0, a warm-up, left
+    out), summed over the five layers: one baseline step of all layers."""
+    halves = ([], [])
+    for r in runs:
+        durations = [b - a for a, b in zip(r.ends, r.ends[1:])]
+        half = len(durations) // 2
+        halves[0].append(statistics.median(durations[:half]))
+        halves[1].append(statistics.median(durations[half:]))
+    return sum(halves[0]), sum(halves[1])
 
 
-def timed(fn):
-    """(fn(), wall seconds, cores used by other processes meanwhile: ~0 on a quiet machine)."""
-    busy, own, start = busy_seconds(), sum(os.times()[:2]), time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - start
-    others = None if busy is None else (busy_seconds() - busy - (sum(os.times()[:2]) - own)) / seconds
-    return out, seconds, others
-
-
-def best_time(fn, repeats: int) -> float:
-    """Best of `repeats` after a warm-up: for the parts of a run, where contention only ever adds time."""
-    fn()  # warm-up: allocator, oneDNN primitive caches
-    return min(timed(fn)[1] for _ in range(repeats))
-
-
-# ---- (c) matmul peak, FLOPs of one step ---------------------------------------------------------------
-def matmul_peak_gflops(n: int = 2048) -> dict[str, float]:
-    """float32 GEMM rate of the machine's two libraries: MKL (torch.mm) and oneDNN (a 1x1 convolution,
-    channels_last: a pure GEMM). Which is faster depends on the CPU: MKL runs its AVX-512 kernels on
-    Intel only, so on AMD Zen 5 oneDNN's GEMM is twice as fast; the peak is the faster of the two."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    x = torch.randn(8, n, 32, 32).contiguous(memory_format=torch.channels_last)  # (8192 x 2048) @ (2048 x 512)
-    conv = torch.nn.Conv2d(n, n // 4, 1, bias=False).to(memory_format=torch.channels_last).requires_grad_(False)
-    conv_flop = 2 * x.numel() * (n // 4)
-    return {"torch.mm 2048x2048 (MKL)": 2 * n**3 / best_time(lambda: torch.mm(a, b), 20) / 1e9,
-            "1x1 convolution 8192x2048x512 (oneDNN)": conv_flop / best_time(lambda: conv(x), 20) / 1e9}
-
-
-def our_step():
-    """One step's compute of ours: forward + input-gradient backward of the five truncated nets, batched."""
+def our_step(precision: str):
+    """One step's compute of ours: forward + input-gradient backward of the five truncated nets, batched,
+    under autocast as Lightning's bf16-mixed runs it."""
     with tempfile.TemporaryDirectory() as out_dir:
-        task_cfg, _ = compose_invert(out_dir)
-    samples = [Sample(layer, "chelsea", 0) for layer in LAYERS]
+        task_cfg, _ = compose_invert(overrides(50, precision), out_dir)
+    samples = [Sample(layer, IMAGE, 0) for layer in LAYERS]
     module = instantiate(task_cfg.inversion, _partial_=True)(
         embedder=LayerEmbedder(instantiate(task_cfg.model), LAYERS),
-        targets=load_target("chelsea", SIZE).expand(len(samples), -1, -1, -1).clone(), samples=samples)
+        targets=load_target(IMAGE, SIZE).expand(len(samples), -1, -1, -1).clone(), samples=samples)
     module.on_fit_start()  # the target embeddings
 
     def step():
-        loss, _ = module.distances(module.image)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            loss, _ = module.distances(module.image, with_m_g=False)
         loss.sum().backward()
         module.image.grad = None
 
@@ -173,8 +97,8 @@ def our_step():
 
 def baseline_step():
     """One step's compute of the baseline for the five layers (one model each, weight gradients on)."""
-    image = load_target("chelsea", SIZE).unsqueeze(0)
-    nets = [NewResNet(torchvision.models.resnet50().eval(), layer) for layer in LAYERS]
+    image = load_target(IMAGE, SIZE).unsqueeze(0)
+    nets = [author_loop.NewResNet(torchvision.models.resnet50().eval(), layer) for layer in LAYERS]
     targets = [net(image).detach() for net in nets]
 
     def step():
@@ -185,57 +109,108 @@ def baseline_step():
     return step
 
 
-def flops(fn) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops()
+PARTS = {  # where ours' time goes: label -> functions whose cumulative time it is (file:function)
+    "compose the config": ["timing.py:compose_invert"],
+    "build the model (random init)": ["backbone.py:create_model"],
+    "trace + fold the five layers": ["features.py:__init__"],
+    "Trainer()": ["trainer.py:__init__"],
+    "target embeddings and m_s (2 forwards)": ["module.py:on_fit_start"],
+    "the steps (training_step)": ["module.py:training_step"],
+    "final distances (1 forward)": ["module.py:on_train_end"],
+    "PSNR, SSIM": ["module.py:results"],
+    "write the run directory": ["invert.py:_write"],
+}
+
+
+def profile_ours(steps: int) -> None:
+    """Where one float32 run of ours spends its time, by cProfile's cumulative seconds (it slows Python,
+    not the convolutions: the Python-heavy parts, Lightning and tracing, read high)."""
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.runcall(ours, steps, "32-true")
+    total = time.perf_counter() - start
+    stats = pstats.Stats(profiler).stats
+    cumulative = {}
+    for (path, _, name), (_, _, _, ct, _) in stats.items():  # names repeat (several __init__ in a file): the largest
+        key = f"{path.rsplit('/', 1)[-1]}:{name}"
+        cumulative[key] = max(ct, cumulative.get(key, 0.0))
+    fit = cumulative.get("trainer.py:fit", 0.0)
+    print(f"\nwhere ours' time goes, one float32 run of {steps} steps under cProfile ({total:.1f} s):")
+    print("| part | s |\n|---|---|")
+    inside_fit = 0.0
+    for label, names in PARTS.items():
+        seconds = max(cumulative.get(n, 0.0) for n in names)
+        inside_fit += seconds if label in ("target embeddings and m_s (2 forwards)", "the steps (training_step)",
+                                           "final distances (1 forward)") else 0.0
+        print(f"| {label} | {seconds:.2f} |")
+    print(f"| Lightning's loop, hooks and progress bar (trainer.fit minus the three above) | {fit - inside_fit:.2f} |")
+    named = sum(max(cumulative.get(n, 0.0) for n in names) for names in PARTS.values()) + fit - inside_fit
+    print(f"| other (imports already done; Hydra's job set-up) | {total - named:.2f} |")
 
 
 def main() -> None:
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, nproc {os.cpu_count()}, torch {torch.__version__}"
-          f" ({torch.get_num_threads()} threads); {len(LAYERS)} layers, {SIZE} px, {STEPS} steps")
-    runs = {"baseline (author's loop)": [], "ours (invert command)": []}
-    fit = []
-    for r in range(REPEATS):  # alternate, so drift in machine load hits both sides alike
-        base_ratios, *base = timed(baseline)
-        (our_ratios, fit_s), *our = timed(ours)
-        runs["baseline (author's loop)"].append(base)
-        runs["ours (invert command)"].append(our)
-        fit.append(fit_s)
-        print(f"repeat {r + 1}: baseline {base[0]:.1f} s, ours {our[0]:.1f} s (trainer.fit {fit_s:.1f} s)", flush=True)
-    for name, values in (("baseline", base_ratios), ("ours", our_ratios)):  # both did the work; not a quality test
-        print(f"{name} m_g/m_s, m_i at the end, conv1..conv5:", ", ".join(f"{r:.2f} {i:.0f}" for r, i in values))
+    global SIZE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", nargs="+", type=int, default=[50, 500])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--full-baseline", action="store_true", help="measure the baseline at every --steps")
+    parser.add_argument("--size", type=int, default=SIZE, help="image side (299: the paper's; smaller to try it out)")
+    args = parser.parse_args()
+    SIZE = args.size
+    steps_list = sorted(args.steps)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {platform.processor() or 'cpu'}, torch "
+          f"{torch.__version__} ({torch.get_num_threads()} threads); {len(LAYERS)} layers, {SIZE} px, steps "
+          f"{', '.join(map(str, steps_list))}")
+    table = []
+    for steps in steps_list:
+        measure_baseline = steps == steps_list[0] or args.full_baseline
+        runs = {"baseline": [], **{name: [] for name in PRECISIONS}}
+        for r in range(args.repeats):  # alternate, so drift in machine load hits every side alike
+            if measure_baseline:
+                base_runs, *base = timed(lambda: baseline(steps))
+                runs["baseline"].append((base, base_runs))
+            for name, precision in PRECISIONS.items():
+                (ratios, fit_s), *ours_t = timed(lambda: ours(steps, precision))
+                runs[name].append((ours_t, ratios))
+            print(f"{steps} steps, repeat {r + 1}: " + ", ".join(
+                f"{name} {v[-1][0][0]:.1f} s" for name, v in runs.items() if v), flush=True)
+        for name, values in runs.items():  # both did the work; not a quality test
+            if values:
+                last = values[-1][1]
+                pairs = [(x.ratio, x.m_i) for x in last] if name == "baseline" else last
+                print(f"  {name} m_g/m_s, m_i at the end, conv1..conv5:", ", ".join(f"{a:.2f} {b:.0f}" for a, b in pairs))
+        med = {name: statistics.median(t[0][0] for t in v) for name, v in runs.items() if v}
+        others = {name: ", ".join("n/a" if t[0][1] is None else f"{t[0][1]:.2f}" for t in v) for name, v in runs.items() if v}
+        if measure_baseline:
+            first, second = step_seconds([x for _, base_runs in runs["baseline"] for x in base_runs])
+            flat = abs(second - first) / first <= FLAT
+            print(f"  baseline step (5 layers), median of steps 1..{steps // 2} vs {steps // 2}..{steps - 1}: "
+                  f"{first:.3f} s vs {second:.3f} s: {'flat' if flat else 'NOT flat'} (within {FLAT:.0%})")
+            base_fixed, base_step, base_flat, base_steps = med["baseline"] - steps * second, second, flat, steps
+        else:
+            if not base_flat:
+                raise SystemExit(f"the baseline's step time was not flat at {base_steps} steps: run with --full-baseline")
+            med["baseline"] = base_fixed + steps * base_step
+            others["baseline"] = f"scaled from {base_steps} steps: {base_fixed:.1f} s + {steps} x {base_step:.3f} s"
+        table.append((steps, med, others))
+    print("\n| steps | baseline (author's loop) s | ours fp32 s | ours bf16 s | baseline / ours fp32 | baseline / ours "
+          "bf16 | other processes' CPU during the runs (cores) |\n|---|---|---|---|---|---|---|")
+    for steps, med, others in table:
+        print(f"| {steps} | {med['baseline']:.1f} | {med['ours fp32']:.1f} | {med['ours bf16']:.1f} | "
+              f"**{med['baseline'] / med['ours fp32']:.2f}x** | **{med['baseline'] / med['ours bf16']:.2f}x** | "
+              + "; ".join(f"{k}: {v}" for k, v in others.items()) + " |")
 
-    med = {name: statistics.median(s for s, _ in times) for name, times in runs.items()}
-    print("\n| end to end | median s | runs (s) | other processes' CPU during each run (cores) |\n|---|---|---|---|")
-    for name, times in runs.items():
-        others = ", ".join("n/a" if o is None else f"{o:.2f}" for _, o in times)
-        print(f"| {name} | {med[name]:.1f} | {', '.join(f'{s:.1f}' for s, _ in times)} | {others} |")
-    base_med, our_med = med.values()
-    print(f"\n**speedup, baseline / ours: {base_med / our_med:.2f}x** (target >= 4x)")
-
-    peaks = matmul_peak_gflops()
-    peak = max(peaks.values())
-    our_fn, base_fn = our_step(), baseline_step()
-    build = best_time(torchvision.models.resnet50, 3)
-    steps = {"ours": (flops(our_fn), best_time(our_fn, 5)), "baseline": (flops(base_fn), best_time(base_fn, 3))}
-    print("\nfloat32 matmul peak, best of 20: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items())
-          + f"; peak {peak:.0f}")
-    print("\n| one step, 5 layers | GFLOP | best s | GFLOP/s | of peak |\n|---|---|---|---|---|")
-    for name, (f, s) in steps.items():
-        print(f"| {name} | {f / 1e9:.1f} | {s:.3f} | {f / s / 1e9:.0f} | {f / s / 1e9 / peak:.0%} |")
-    our_f, our_s = steps["ours"]
-    base_f, base_s = steps["baseline"]
-    print(f"\nwhere the time goes: baseline {STEPS} x {base_s:.2f} s steps = {STEPS * base_s:.1f} s, "
-          f"{len(LAYERS)} x {build:.2f} s model builds = {len(LAYERS) * build:.1f} s, "
-          f"rest {base_med - STEPS * base_s - len(LAYERS) * build:.1f} s; ours {STEPS} x {our_s:.2f} s steps = "
-          f"{STEPS * our_s:.1f} s, rest of trainer.fit {statistics.median(fit) - STEPS * our_s:.1f} s "
-          f"(target embeddings, Lightning, last distances), setup and outputs "
-          f"{our_med - statistics.median(fit):.1f} s")
-    print(f"ours does {our_f / base_f:.0%} of the baseline's FLOPs per step; even at 100% of the matmul peak its "
-          f"{STEPS} steps would take {STEPS * our_f / peak / 1e9:.1f} s, a ceiling of "
-          f"{base_med / (STEPS * our_f / peak / 1e9 + our_med - STEPS * our_s):.1f}x end to end")
+    peaks = {dtype: cpu_matmul_peaks(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    for dtype, values in peaks.items():
+        print(f"\n{dtype} matmul peak, best of 20: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in values.items()))
+    peak = {"fp32": max(peaks[torch.float32].values()), "bf16": max(peaks[torch.bfloat16].values())}
+    fns = {"ours fp32": (our_step("32-true"), "fp32"), "ours bf16": (our_step("bf16-mixed"), "bf16"),
+           "baseline": (baseline_step(), "fp32")}
+    print("\n| one step, 5 layers | GFLOP | best s | GFLOP/s | of the peak of its precision |\n|---|---|---|---|---|")
+    for name, (fn, kind) in fns.items():
+        f, s = flops(fn), best_time(fn, 5 if name != "baseline" else 3)
+        print(f"| {name} | {f / 1e9:.1f} | {s:.3f} | {f / s / 1e9:.0f} | {f / s / 1e9 / peak[kind]:.0%} |")
+    profile_ours(steps_list[0])
 
 
 if __name__ == "__main__":

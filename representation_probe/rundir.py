@@ -148,7 +148,7 @@ def write_png(path: Path, image: torch.Tensor) -> None:
     """A (3, H, W) tensor in [0, 1] (values outside are clipped) as an 8-bit PNG."""
     array = (image.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # 4x faster than 6, ~6% larger
     write_atomic(path, buffer.getvalue())
 
 

@@ -92,3 +92,11 @@ def test_train_seeds_the_model_from_seed_and_takes_the_head_size_from_the_data()
     assert compose_config("train", ["seed=7", "model.init_seed=3"]).model.init_seed == 3  # the user wins
     with pytest.raises(ConfigCompositionException, match="num_classes"):  # no key that would be overridden
         compose_config("train", ["model.num_classes=5"])
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
+def test_inversion_stays_float32_on_every_trainer_while_training_on_gpus_is_bf16(trainer):
+    """bf16-mixed ends above float32's seed spread at deep layers (bench/RESULTS.md): invert opts in only."""
+    assert compose_config("invert", [f"trainer={trainer}"]).trainer.precision == "32-true"
+    assert compose_config("train", [f"trainer={trainer}"]).trainer.precision == (
+        "32-true" if trainer == "cpu" else "bf16-mixed")

@@ -1,15 +1,17 @@
 """InversionModule: gradient descent on the input toward a layer embedding (paper eqs. 4-5)."""
 
 import csv
+import ctypes
 import json
 import math
+import os
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from representation_probe import ConfigError
+from representation_probe import ConfigError, metrics
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample, smooth
 from representation_probe.inversion.smoothing import gaussian_kernel3
@@ -25,11 +27,15 @@ def chelsea():
     return load_target("chelsea", SIZE)
 
 
-def test_short_inversion_lowers_loss_and_m_g(chelsea):
+PRECISIONS = ["32-true", "bf16-mixed"]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_short_inversion_lowers_loss_and_m_g(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     running_mean = backbone.net.bn1.running_mean.clone()
     module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=30",
-                           "inversion.record_every=10")
+                           "inversion.record_every=10", f"trainer.precision={precision}")
 
     first, last = module.history[0], module.history[-1]
     assert [row["step"] for row in module.history] == [0, 10, 20, 30]  # every 10 steps, plus the end
@@ -43,9 +49,11 @@ def test_short_inversion_lowers_loss_and_m_g(chelsea):
     torch.testing.assert_close(backbone.net.bn1.running_mean, running_mean, rtol=0, atol=0)
 
 
-def test_reference_shift_and_m_s(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_reference_shift_and_m_s(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
-    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=1")
+    module = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], "inversion.steps=1",
+                           f"trainer.precision={precision}")
     result = module.results()[0]
     # the default a' = a + N(0, 1/20): ||a' - a|| is close to sigma * sqrt(number of pixels)
     assert result["m_i_ref"] == pytest.approx(0.05 * math.sqrt(chelsea.numel()), rel=0.1)
@@ -108,6 +116,15 @@ def test_smoothing_is_per_channel_and_keeps_the_shape():
     torch.testing.assert_close(out[0, 1, 3:6, 3:6], gaussian_kernel3(1.0))
 
 
+def test_smoothing_stays_float32_under_bf16_autocast():
+    """bf16-mixed runs the update under autocast: the blurred image must not be rounded to bf16."""
+    images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = smooth(images, 1.0)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, smooth(images, 1.0), rtol=0, atol=0)
+
+
 def test_gaussian_kernel_is_normalised_and_symmetric():
     kernel = gaussian_kernel3(0.8)
     assert kernel.shape == (3, 3)
@@ -153,13 +170,36 @@ def test_linear_map_inversion(features, injective, overrides):
         assert result["m_i"] > 0.5 * first["m_i"]  # the null space keeps what a_0 had there
 
 
+# ---- precision -------------------------------------------------------------------------------
+def test_bf16_records_and_reports_float32_distances(chelsea):
+    """Under trainer.precision=bf16-mixed the gradient's forward is bf16, but every recorded and final
+    distance is the float32 one of the (float32) image."""
+    backbone = build_model("resnet18", SIZE)
+    module = run_inversion(backbone, chelsea[None], [Sample("conv3", "chelsea", 0)], "inversion.steps=6",
+                           "inversion.record_every=3", "trainer.precision=bf16-mixed")
+    assert module.image.dtype == torch.float32
+    embedder = LayerEmbedder(backbone, ["conv3"])
+    with torch.no_grad():
+        target = embedder(chelsea[None], "conv3")
+        a_0 = metrics.draws(0, chelsea.shape)[0][None]  # the default a_0 of seed 0
+        first = float((embedder(a_0, "conv3") - target).norm())
+        last = float((embedder(module.image.detach(), "conv3") - target).norm())
+        m_s = float((embedder(module.shifted, "conv3") - target).norm())
+    result = module.results()[0]
+    assert module.history[0]["m_g"] == pytest.approx(first, rel=1e-6)
+    assert result["m_g"] == pytest.approx(last, rel=1e-6) and module.history[-1]["m_g"] == result["m_g"]
+    assert result["m_s"] == pytest.approx(m_s, rel=1e-6)
+    assert result["m_g"] < 0.8 * first  # the bf16 steps did descend
+
+
 # ---- batching --------------------------------------------------------------------------------
-def test_batched_layers_and_seeds_equal_separate_runs(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_batched_layers_and_seeds_equal_separate_runs(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     samples = [Sample(layer, "chelsea", seed) for layer in ("conv1", "conv3") for seed in (0, 1)]
     # Plain SGD (+ eq. 5 blur): Adam divides by sqrt(v), so the 1e-7 rounding differences between
     # batch sizes flip near-zero gradient components and grow to ~1e-2 per pixel within 20 steps.
-    config = ["inversion=paper", "inversion.steps=20", "inversion.lr=0.05"]
+    config = ["inversion=paper", "inversion.steps=20", "inversion.lr=0.05", f"trainer.precision={precision}"]
     batched = run_inversion(backbone, chelsea.expand(len(samples), -1, -1, -1), samples, *config)
     batched_results = batched.results()
     assert not torch.equal(batched.image[0], batched.image[1])  # the seeds differ
@@ -180,12 +220,13 @@ class CountBatches(Callback):
         self.batches += 1
 
 
-def test_steps_per_batch_groups_updates_without_changing_them(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_steps_per_batch_groups_updates_without_changing_them(chelsea, precision):
     backbone = build_model("resnet18", SIZE)
     runs = {}
     for k in (1, 7, None):  # one update per Lightning batch, seven, and the timed choice
         counter = CountBatches()
-        config = ["inversion.steps=20", "inversion.record_every=5"]
+        config = ["inversion.steps=20", "inversion.record_every=5", f"trainer.precision={precision}"]
         if k is not None:
             config.append(f"inversion.steps_per_batch={k}")
         runs[k] = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], *config, callbacks=[counter])
@@ -194,6 +235,53 @@ def test_steps_per_batch_groups_updates_without_changing_them(chelsea):
     for k in (7, None):
         assert runs[k].history == runs[1].history
         torch.testing.assert_close(runs[k].image, runs[1].image, rtol=0, atol=0)
+
+
+class BackwardHooks(Callback):
+    def __init__(self):
+        self.before = self.after = 0
+
+    def on_before_backward(self, trainer, module, loss) -> None:
+        self.before += 1
+
+    def on_after_backward(self, trainer, module) -> None:
+        self.after += 1
+
+
+def test_backward_hooks_reach_the_callbacks_that_override_them(chelsea):
+    """The update calls loss.backward() itself only when no callback overrides Lightning's backward hooks."""
+    backbone = build_model("resnet18", SIZE)
+    hooks, config = BackwardHooks(), ["inversion.steps=12", "inversion.steps_per_batch=5"]
+    heard = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], *config, callbacks=[hooks])
+    plain = run_inversion(backbone, chelsea[None], [Sample("conv2", "chelsea", 0)], *config)
+    assert (hooks.before, hooks.after) == (12, 12)  # once per update
+    assert not heard.plain_backward and plain.plain_backward
+    torch.testing.assert_close(heard.image, plain.image, rtol=0, atol=0)
+
+
+def test_adam_steps_do_not_look_for_nvml_where_there_is_no_nvidia_driver():
+    """Lightning's import turns on torch's NVML-based CUDA check, which then reloads NVML at every Adam step."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        driver = True
+    except OSError:
+        driver = False
+    assert (os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1") == driver
+
+
+class StopAfter(Callback):
+    def __init__(self, batches: int):
+        self.batches = batches
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if batch_idx + 1 == self.batches:
+            trainer.should_stop = True
+
+
+def test_a_run_stopped_early_records_its_last_step_not_the_planned_one(chelsea):
+    module = run_inversion(build_model("resnet18", SIZE), chelsea[None], [Sample("conv2", "chelsea", 0)],
+                           "inversion.steps=20", "inversion.steps_per_batch=3", callbacks=[StopAfter(2)])
+    assert [row["step"] for row in module.history] == [0, 6]  # a_6, after the updates of steps 0..5
 
 
 # ---- divergence ------------------------------------------------------------------------------
@@ -222,12 +310,13 @@ def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
     assert int(rows[-1]["step"]) == summary["diverged_at"]
 
 
-def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea):
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea, precision):
     """eps_by_layer in one batch steps each sample as a separate run with that layer's eps would."""
     backbone = build_model("resnet18", SIZE)
     eps = {"conv1": 0.05, "conv3": 0.01}
     samples = [Sample(layer, "chelsea", 0) for layer in eps]
-    base = ["inversion=paper", "inversion.steps=10"]
+    base = ["inversion=paper", "inversion.steps=10", f"trainer.precision={precision}"]
     table = [f"inversion.eps_by_layer={{conv1: {eps['conv1']}, conv3: {eps['conv3']}}}", "inversion.lr=1.0"]
     batched = run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, *base, *table)
     for i, sample in enumerate(samples):

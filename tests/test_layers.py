@@ -145,6 +145,27 @@ def test_embedder_passes_gradients_to_the_input_only():
     assert all(p.grad is None for p in embedder.parameters())
 
 
+def test_under_bf16_autocast_only_the_layer_that_reads_the_image_stays_float32():
+    """autocast would round the optimised image to bf16 at the stem; the deeper layers do run in bf16."""
+    embedder = LayerEmbedder(build_model("resnet18", SIZE), ["conv1_raw", "conv2"])
+    x = torch.rand(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        stem, deep = embedder(x, "conv1_raw"), embedder(x, "conv2")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            stem_mixed, deep_mixed = embedder(x, "conv1_raw"), embedder(x, "conv2")
+    assert stem_mixed.dtype == torch.float32 and torch.equal(stem_mixed, stem)
+    assert not torch.equal(deep_mixed.float(), deep)  # layer1's convolutions ran in bf16 ...
+    torch.testing.assert_close(deep_mixed.float(), deep, rtol=0.05, atol=0.05)  # ... as the same map
+
+
+def test_layers_share_one_trace_and_its_folded_weights():
+    embedder = LayerEmbedder(build_model("resnet18", SIZE), ["conv2", "conv4"])
+    weights = [{id(p) for p in embedder.extractors[layer].parameters()} for layer in ("conv2", "conv4")]
+    assert weights[0] < weights[1]  # conv2's weights are among conv4's: folded once, not copied
+    assert not any(n.target.startswith("layer2") for n in embedder.extractors["conv2"].graph.nodes
+                   if n.op == "call_module")  # each graph is cut after its own layer
+
+
 def test_timm_vit_blocks_are_the_residual_stream_after_each_block():
     backbone = build_model("vit_tiny", 32)
     net = backbone.net

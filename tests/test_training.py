@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from PIL import Image
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from representation_probe import ConfigError
 from representation_probe.data import FolderDataModule, NoiseDataset
 from representation_probe.models import create_model
+from representation_probe.training import ClassifierModule
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model=resnet10", "logger=csv", "dataset.workers=0", "optimizer=adam", "optimizer.lr=1e-3", "scheduler=none"]
@@ -96,6 +99,17 @@ def test_imagenet_layout_trains_and_its_checkpoint_is_probed(run_task, tmp_path)
     assert json.loads((inv_dir / "summary.json").read_text())["weights"] == str(ckpt)
     with pytest.raises(ConfigError, match="do not fit resnet18"):
         create_model("resnet", "resnet18", weights=str(ckpt))
+
+
+@pytest.mark.parametrize("asked, used", [(None, False), (True, True)], ids=["auto", "asked"])
+def test_channels_last_is_for_gpus_unless_asked_for(asked, used):
+    net = create_model("resnet", "resnet10", image_size=16, num_classes=3, trainable=True).net
+    module = ClassifierModule(net, 3, partial(torch.optim.SGD, lr=0.01), channels_last=asked)
+    batches = [(torch.rand(2, 3, 16, 16), torch.tensor([0, 1]))]
+    L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(module, DataLoader(batches, batch_size=None))
+    assert module.channels_last is used  # None on a CPU: off
+    assert module.net.conv1.weight.is_contiguous(memory_format=torch.channels_last) is used
 
 
 @pytest.mark.slow

@@ -10,57 +10,36 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.profilers import PassThroughProfiler
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 from torch.utils.data import DataLoader
 
 from representation_probe import metrics
-from representation_probe.errors import ConfigError
+from representation_probe.cuda_check import plain_cuda_check
+from representation_probe.inversion.options import Schedule, check, eps_scale, scheduled
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
-from representation_probe.validation import choice, number, positive_int, schedule
 
-Schedule = float | tuple[float, float] | None  # constant, or linear from start to end; None = off
-LOSSES = ("l1", "l2")  # sum |O_l(a_n) - O_l(a)| (the paper), or its squared L2 counterpart
+plain_cuda_check()  # after importing Lightning, which made it cost ~45 us per Adam step here
 
 
-def scheduled(value: Schedule, step: int, steps: int) -> float | None:
-    """Value of a constant or linear (start, end) schedule at `step` of `steps` (paper: eps_n)."""
-    if value is None or isinstance(value, (int, float)):
-        return value
-    start, end = value
-    return start + (end - start) * step / steps
-
-
-def _eps_scale(eps_by_layer: dict | None, samples: list, optimizer: partial) -> torch.Tensor | None:
-    """Per-sample gradient factor from a per-layer eps table (the paper tuned eps by hand per layer)."""
-    if not eps_by_layer:
-        return None
-    if getattr(optimizer, "func", None) is not torch.optim.SGD:
-        raise ConfigError("inversion.eps_by_layer scales each sample's gradient, which sets plain SGD's step "
-                          "(eq. 4/5) but not an adaptive optimiser's: use it with inversion=paper")
-    missing = sorted({s.layer for s in samples} - set(eps_by_layer))
-    if missing:
-        raise ConfigError(f"inversion.eps_by_layer has no eps for {', '.join(missing)}; "
-                          f"it covers {', '.join(eps_by_layer)}")
-    return torch.tensor([float(eps_by_layer[s.layer]) for s in samples]).view(-1, 1, 1, 1)
-
-
-def _check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
-           steps_per_batch) -> None:
-    """The inversion config's values, before any work (conf/inversion/)."""
-    for name, value in (("steps", steps), ("record_every", record_every), ("image_every", image_every)):
-        positive_int(f"inversion.{name}", value)
-    if steps_per_batch is not None:  # None: timed
-        positive_int("inversion.steps_per_batch", steps_per_batch)
-    schedule("inversion.lr", lr, positive=True)
-    schedule("inversion.blur_sigma", blur_sigma, optional=True)
-    choice("inversion.loss", loss, LOSSES)
-    number("inversion.init_mean", init_mean)
-    number("inversion.shift_std", shift_std, positive=True)  # m_s = 0 would make m_g / m_s meaningless
-    if number("inversion.init_std", init_std) < 0:
-        raise ConfigError(f"inversion.init_std must be >= 0, got {init_std!r}")
-    if not isinstance(clamp, bool):
-        raise ConfigError(f"inversion.clamp must be true or false, got {clamp!r}")
+def nothing_listens_to_backward(trainer: L.Trainer, module: L.LightningModule) -> bool:
+    """True when manual_backward(loss) would do nothing but loss.backward(): one device, a precision
+    without loss scaling (32-true, bf16-mixed), no profiler, and no callback or module overriding the
+    backward hooks. Dispatching those hooks was Lightning's largest per-step cost in the profile of a
+    small MLP's inversion (bench/RESULTS.md); a callback that overrides one gets them all, through
+    manual_backward."""
+    precision = trainer.precision_plugin
+    if (type(trainer.strategy) is not SingleDeviceStrategy or not isinstance(trainer.profiler, PassThroughProfiler)
+            or type(precision) not in (Precision, MixedPrecision) or getattr(precision, "scaler", None) is not None):
+        return False
+    hooks = ("on_before_backward", "on_after_backward")
+    callbacks = any(getattr(type(c), h) is not getattr(Callback, h) for c in trainer.callbacks for h in hooks)
+    return not callbacks and not any(getattr(type(module), h) is not getattr(L.LightningModule, h)
+                                     for h in (*hooks, "backward"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +79,7 @@ class InversionModule(L.LightningModule):
         steps_per_batch: int | None = None,
     ):
         super().__init__()
-        _check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
+        check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
                steps_per_batch)
         self.automatic_optimization = False
         # Not a submodule: Lightning must neither count, train() nor checkpoint the frozen backbone.
@@ -116,9 +95,11 @@ class InversionModule(L.LightningModule):
         self.groups = {layer: torch.tensor([i for i, s in enumerate(samples) if s.layer == layer])
                        for layer in dict.fromkeys(s.layer for s in samples)}
         self.steps_per_batch = steps_per_batch
-        self.register_buffer("eps_scale", _eps_scale(eps_by_layer, samples, optimizer), persistent=False)
+        self.register_buffer("eps_scale", eps_scale(eps_by_layer, samples, optimizer), persistent=False)
         self.history: list[dict] = []  # rows of metrics.csv
+        self.plain_backward = False  # decided when training starts
         self.diverged_at: int | None = None
+        self.steps_done = 0  # fewer than `steps` when a callback stops the run early
 
     # ---- the forward map and distances --------------------------------------------------------
     def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -152,6 +133,10 @@ class InversionModule(L.LightningModule):
             start = time.perf_counter()  # the second forward, warmed up: it sizes the batches of steps
             _, self.m_s = self.distances(self.shifted)
             self.forward_seconds = time.perf_counter() - start
+            for _ in range(4 if self.forward_seconds < 1e-3 else 0):  # a cheap one: the least of five, as load
+                start = time.perf_counter()  # only ever adds time (one slow forward made batches of 3 MLP steps)
+                self.distances(self.shifted)
+                self.forward_seconds = min(self.forward_seconds, time.perf_counter() - start)
         self.m_i_ref = metrics.distance(self.shifted, self.targets)
 
     # ---- optimisation --------------------------------------------------------------------------
@@ -162,10 +147,14 @@ class InversionModule(L.LightningModule):
         k = self.steps_per_batch or self._steps_per_batch()
         return DataLoader([range(s, min(s + k, self.steps)) for s in range(0, self.steps, k)], batch_size=None)
 
-    def _steps_per_batch(self, budget: float = 0.05) -> int:
+    def _steps_per_batch(self, budget: float = 0.1) -> int:
         """As many steps as take about `budget` seconds, so the progress bar still moves several times
-        a second: a step (forward, backward twice its cost, update) takes ~3 forwards; 1 for a ResNet."""
-        return max(1, min(100, math.floor(budget / (3 * self.forward_seconds))))
+        a second: a step (forward, backward twice its cost, update) takes ~3 forwards; 1 for a ResNet.
+        Lightning's loop and the bar's self.log cost ~1.5 ms per batch, ~0.03 ms a step at 50 steps."""
+        return max(1, min(1000, math.floor(budget / (3 * self.forward_seconds))))
+
+    def on_train_start(self) -> None:
+        self.plain_backward = nothing_listens_to_backward(self.trainer, self)
 
     def configure_optimizers(self):
         return self.optimizer_factory(params=[self.image], lr=scheduled(self.lr, 0, self.steps))
@@ -184,38 +173,53 @@ class InversionModule(L.LightningModule):
     def _update(self, optimizer, step: int) -> None:
         """One step of eq. 4/5: a_{n+1} = N_c(a_n - eps_n * step(g))."""
         record = step % self.record_every == 0
-        loss, m_g = self.distances(self.image, with_m_g=record)
-        if not torch.isfinite(loss.sum()):  # one check: NaN and inf propagate through the sum
+        mixed = torch.is_autocast_enabled(self.image.device.type)  # trainer.precision=bf16-mixed
+        loss, m_g = self.distances(self.image, with_m_g=record and not mixed)
+        total = loss.sum()  # per-sample losses summed: samples stay independent
+        if not math.isfinite(total.item()):  # one check: NaN and inf propagate through the sum
             self.diverged_at = step
             self.trainer.should_stop = True
             return
         lr = scheduled(self.lr, step, self.steps)
         if record:  # distances of a_n, before this step's update
-            self._record(step, loss.detach(), m_g, lr)
+            self._record(step, *(self.exact_distances() if mixed else (loss.detach(), m_g)), lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss.sum())  # per-sample losses summed: samples stay independent
+        if self.plain_backward:
+            total.backward()  # what manual_backward would end in, without dispatching hooks nobody overrides
+        else:
+            self.manual_backward(total)
         if self.eps_scale is not None:
             self.image.grad.mul_(self.eps_scale)  # per-layer eps (SGD: eps_l * g exactly)
         optimizer.step()
-        with torch.no_grad():
-            sigma = scheduled(self.blur_sigma, step, self.steps)
-            if sigma:
-                self.image.copy_(smooth(self.image, sigma))
-            if self.clamp:
-                self.image.clamp_(0, 1)
+        sigma = scheduled(self.blur_sigma, step, self.steps)
+        if sigma or self.clamp:
+            with torch.no_grad():
+                if sigma:
+                    self.image.copy_(smooth(self.image, sigma))
+                if self.clamp:
+                    self.image.clamp_(0, 1)
+        self.steps_done = step + 1
+
+    @torch.no_grad()
+    def exact_distances(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and m_g of the current a_n in float32. Lightning's bf16-mixed runs the whole training_step
+        under autocast; the recorded distances step out of it (the gradient's forward stays bf16)."""
+        with torch.autocast(self.image.device.type, enabled=False):
+            return self.distances(self.image)
 
     def _record(self, step: int, loss: torch.Tensor, m_g: torch.Tensor, lr: float) -> torch.Tensor:
         """Append the step's metrics.csv rows, log them, and return m_i."""
         m_i = metrics.distance(self.image.detach(), self.targets)
-        rows = [dict(step=step, layer=s.layer, image=s.image, seed=s.seed, loss=float(loss[i]),
-                     m_g=float(m_g[i]), m_i=float(m_i[i]), lr=lr) for i, s in enumerate(self.samples)]
+        values = zip(loss.tolist(), m_g.tolist(), m_i.tolist())  # one copy each, not one per sample (GPU)
+        rows = [dict(step=step, layer=s.layer, image=s.image, seed=s.seed, loss=l, m_g=g, m_i=i, lr=lr)
+                for s, (l, g, i) in zip(self.samples, values)]
         self.history += rows
         logged = {"invert/lr": lr}
-        for i, (row, tag) in enumerate(zip(rows, self.tags)):
+        for row, tag, m_s in zip(rows, self.tags, self.m_s.tolist()):
             logged |= {f"{tag}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
-            logged[f"{tag}/m_s"] = float(self.m_s[i])
+            logged[f"{tag}/m_s"] = m_s
         for logger in self.loggers:
             logger.log_metrics(logged, step=step)
             if hasattr(logger, "log_image") and (step % self.image_every == 0 or step == self.steps):
@@ -233,11 +237,10 @@ class InversionModule(L.LightningModule):
     # ---- results -------------------------------------------------------------------------------
     def on_train_end(self) -> None:
         """Distances of the final a_g (after the last update), also as the last metrics.csv rows."""
-        with torch.no_grad():
-            loss, m_g = self.distances(self.image)
+        loss, m_g = self.exact_distances()
         if self.diverged_at is None and not torch.isfinite(m_g).all():  # the last update overflowed
-            self.diverged_at = self.steps
-        step = self.diverged_at if self.diverged_at is not None else self.steps
+            self.diverged_at = self.steps_done
+        step = self.diverged_at if self.diverged_at is not None else self.steps_done
         m_i = self._record(step, loss, m_g, scheduled(self.lr, step, self.steps))
         self.final = dict(loss=loss, m_g=m_g, m_i=m_i)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -23,15 +23,19 @@ class LayerEmbedder(nn.Module):
     """O_l of the paper: normalisation then the network truncated after layer l.
 
     One truncated FX graph per distinct layer, so a batch mixing layers costs the sum of the
-    truncated forwards rather than a full-depth forward for every sample.
+    truncated forwards rather than a full-depth forward for every sample. The network is traced and its
+    BatchNorm folded once, for all layers; each layer's graph is cut from that one and shares its
+    modules (ten FX traces, two per layer, and five foldings were most of a five-layer ResNet50 run's
+    set-up under cProfile; now two traces and one folding, bench/RESULTS.md).
     """
 
     def __init__(self, backbone: Backbone, layers: list[str]):
         super().__init__()
         self.backbone = backbone
         nodes = resolve_layers(backbone, layers)
-        self.extractors = nn.ModuleDict({_key(layer): _truncated(backbone, {node: "out"})
-                                         for layer, node in nodes.items()})
+        union = _truncated(backbone, {node: node for node in dict.fromkeys(nodes.values())})
+        _first_layer_in_float32(union)
+        self.extractors = nn.ModuleDict({_key(layer): _cut(union, node) for layer, node in nodes.items()})
         self.normalize = Normalize(backbone.normalize)
         self.channels_last = _has_convolutions(backbone)
         self.eval().requires_grad_(False)
@@ -41,12 +45,43 @@ class LayerEmbedder(nn.Module):
 
     def forward(self, images: torch.Tensor, layer: str) -> torch.Tensor:
         images = self.normalize(images)
+        extractor = self.extractors[_key(layer)].forward  # no hooks on our own graphs: skip Module.__call__
         if not self.channels_last:
-            return self.extractors[_key(layer)](images)["out"]
+            return extractor(images)["out"]
         # channels_last (NHWC), oneDNN's native layout: a few % faster per CPU inversion step than NCHW
         # (bench/RESULTS.md). The output goes back to the default layout, so callers see the same tensor.
-        out = self.extractors[_key(layer)](images.contiguous(memory_format=torch.channels_last))["out"]
+        out = extractor(images.contiguous(memory_format=torch.channels_last))["out"]
         return out.contiguous() if isinstance(out, torch.Tensor) else out
+
+
+class Float32(nn.Module):
+    """`module` run in float32 even under autocast (trainer.precision=bf16-mixed).
+
+    For the layer that reads the optimised image: autocast would round the image to bf16 (8 bits of
+    mantissa, steps of 1/256 near 1.0), coarser than an inversion's late updates, so a_g could not get
+    closer to the target than that rounding (bench/RESULTS.md: conv1 m_i 0.11 against 0.01 in float32).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_autocast_enabled(x.device.type):
+            return self.module(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.module(x.float())
+
+
+def _first_layer_in_float32(graph: fx.GraphModule) -> None:
+    """Wrap the first module with weights (the stem convolution, a ViT's patch projection, an MLP's fc1) in
+    Float32, in place; every graph cut from this one shares the wrapper."""
+    for node in graph.graph.nodes:
+        if node.op == "call_module" and next(graph.get_submodule(node.target).parameters(), None) is not None:
+            parent, _, name = node.target.rpartition(".")
+            owner = graph.get_submodule(parent)
+            setattr(owner, name, Float32(getattr(owner, name)))
+            return
 
 
 def _fold_batchnorm(extractor: nn.Module, net: nn.Module) -> nn.Module:
@@ -64,6 +99,16 @@ def _fold_batchnorm(extractor: nn.Module, net: nn.Module) -> nn.Module:
         if isinstance(conv, nn.Conv2d) and id(conv.weight) not in shared:
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
     return folded
+
+
+def _cut(union: fx.GraphModule, output: str) -> fx.GraphModule:
+    """The part of a multi-output graph that computes `output`, returned as {'out': value}: the nodes
+    it does not need are dropped, the modules are shared with `union`, not copied."""
+    graph = fx.Graph(owning_module=union)  # dead-code elimination asks the module whether a call is pure
+    outputs = graph.graph_copy(union.graph, {})
+    graph.output({"out": outputs[output]})
+    graph.eliminate_dead_code()
+    return fx.GraphModule(union, graph)
 
 
 def _key(layer: str) -> str:

@@ -22,8 +22,9 @@ class ClassifierModule(L.LightningModule):
     """
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: partial, scheduler: partial | None = None,
-                 normalize: str = "none", channels_last: bool = False):
-        """`scheduler` None or empty (conf/scheduler/none.yaml): a constant learning rate."""
+                 normalize: str = "none", channels_last: bool | None = None):
+        """`scheduler` None or empty (conf/scheduler/none.yaml): a constant learning rate. `channels_last`
+        None: on when training on a GPU (tensor cores want NHWC), off on a CPU."""
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler or None
@@ -32,12 +33,17 @@ class ClassifierModule(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.val_acc5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
-        if channels_last:  # faster convolutions on GPUs with tensor cores
+        self.channels_last = channels_last
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last is None:  # before the weights move: the device is the strategy's
+            self.channels_last = self.trainer.strategy.root_device.type == "cuda"
+        if self.channels_last:  # faster convolutions on GPUs with tensor cores
             self.net = self.net.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         images = self.normalize(images)
-        if self.hparams.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 

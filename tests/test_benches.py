@@ -1,0 +1,35 @@
+"""The benches that cannot be measured here still run: bench/gpu_bench.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import cli_env
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def gpu_bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / "gpu_bench.py"), *args], cwd=BENCH, env=cli_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: the bench would measure it")
+def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_succeeds():
+    result = gpu_bench()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [result.stdout.strip()] and "no CUDA device" in result.stdout
+
+
+@pytest.mark.slow
+def test_gpu_bench_measurements_run_on_the_cpu():
+    """The measuring code itself, on the CPU at toy sizes (its numbers mean nothing)."""
+    result = gpu_bench("--device", "cpu", "--size", "32", "--batches", "1", "--steps", "7", "--train-batch", "2",
+                       "--train-steps", "2")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |")]
+    assert [row.split(" | ")[1] for row in rows] == ["32-true", "bf16-mixed"]
+    assert "ratio ours / plain:" in result.stdout
