@@ -47,7 +47,7 @@ class SteadyClock(Callback):
     """perf_counter at the start of step WARMUP and at the end of the last step."""
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        first = int(batch[0])  # a batch is a list of consecutive steps
+        first = int(batch[0])  # a batch is (first, stop) of consecutive steps
         if first >= WARMUP and not hasattr(self, "start"):
             self.start, self.first = time.perf_counter(), first
 

@@ -17,7 +17,7 @@ from representation_probe.inversion import Sample, smooth
 from representation_probe.inversion.smoothing import gaussian_kernel3
 from representation_probe.models import Backbone, Family, LayerEmbedder
 
-from .conftest import build_model, compose_config, run_inversion
+from .conftest import CONF, build_model, compose_config, run_inversion
 
 SIZE = 32
 
@@ -328,6 +328,8 @@ def test_a_per_layer_eps_table_equals_runs_with_each_layer_s_eps(chelsea, precis
         run_inversion(backbone, chelsea.expand(2, -1, -1, -1), samples, "inversion.eps_by_layer={conv1: 1, conv3: 1}")
 
 
-def test_the_shipped_eps_table_composes():
-    cfg = compose_config("invert", ["inversion=paper", "eps=resnet50_untrained"])
+@pytest.mark.parametrize("table", sorted(p.stem for p in (CONF / "eps").glob("*.yaml")))
+def test_the_shipped_eps_tables_compose(table):
+    cfg = compose_config("invert", ["inversion=paper", f"eps={table}"])
     assert set(cfg.inversion.eps_by_layer) == {"conv1", "conv2", "conv3", "conv4", "conv5"}
+    assert all(0 < eps < 1 for eps in cfg.inversion.eps_by_layer.values())

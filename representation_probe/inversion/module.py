@@ -141,11 +141,12 @@ class InversionModule(L.LightningModule):
 
     # ---- optimisation --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        """Batches of consecutive step numbers; the data is the target. Several steps per batch spread
-        Lightning's per-batch cost (~1 ms) over cheap steps (an MLP's take ~0.5 ms); the updates and
-        their results are the same for any grouping."""
+        """Batches of consecutive steps, as (first, stop); the data is the target. Several steps per batch
+        spread Lightning's per-batch cost (~1 ms) over cheap steps (an MLP's take ~0.5 ms); the updates and
+        their results are the same for any grouping. Two numbers, not the steps themselves: the DataLoader
+        and Lightning walk a batch element by element (~20 Python calls for each)."""
         k = self.steps_per_batch or self._steps_per_batch()
-        return DataLoader([range(s, min(s + k, self.steps)) for s in range(0, self.steps, k)], batch_size=None)
+        return DataLoader([(s, min(s + k, self.steps)) for s in range(0, self.steps, k)], batch_size=None)
 
     def _steps_per_batch(self, budget: float = 0.1) -> int:
         """As many steps as take about `budget` seconds, so the progress bar still moves several times
@@ -159,12 +160,13 @@ class InversionModule(L.LightningModule):
     def configure_optimizers(self):
         return self.optimizer_factory(params=[self.image], lr=scheduled(self.lr, 0, self.steps))
 
-    def training_step(self, steps: range, batch_idx: int) -> None:
+    def training_step(self, steps: tuple[int, int], batch_idx: int) -> None:
         optimizer, recorded = self.optimizers(), len(self.history)
-        for step in steps:
+        for step in range(*steps):
             self._update(optimizer, step)
             if self.diverged_at is not None:
                 break
+        self.steps_done = steps[1]  # once per batch: setting a Module attribute costs ~20 Python calls
         if len(self.history) > recorded:  # the bar shows the latest record; self.log costs ~0.5 ms: once per batch
             last = self.history[-len(self.samples):]
             self.log_dict({"step": float(last[0]["step"]), "loss": sum(r["loss"] for r in last) / len(last),
@@ -183,9 +185,9 @@ class InversionModule(L.LightningModule):
         lr = scheduled(self.lr, step, self.steps)
         if record:  # distances of a_n, before this step's update
             self._record(step, *(self.exact_distances() if mixed else (loss.detach(), m_g)), lr)
-        for group in optimizer.param_groups:
+        for group in optimizer.optimizer.param_groups:  # the torch optimizer: Lightning's wrapper only forwards these
             group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.optimizer.zero_grad(set_to_none=True)
         if self.plain_backward:
             total.backward()  # what manual_backward would end in, without dispatching hooks nobody overrides
         else:
@@ -200,7 +202,6 @@ class InversionModule(L.LightningModule):
                     self.image.copy_(smooth(self.image, sigma))
                 if self.clamp:
                     self.image.clamp_(0, 1)
-        self.steps_done = step + 1
 
     @torch.no_grad()
     def exact_distances(self) -> tuple[torch.Tensor, torch.Tensor]:
