@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import Run, find_runs
+from representation_probe.rundir import Run, find_runs, read_run
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,11 @@ class Studies:
         log.info("running: %s", study.line)
         done = subprocess.run([sys.executable, "-m", "representation_probe", study.command, *study.overrides,
                                f"hydra.run.dir={study.directory}"], capture_output=True, text=True)
-        found = [run for run in find_runs([study.directory]) if run.path == study.directory] \
-            if study.directory.is_dir() else []
-        if done.returncode != 0 or not found or found[0].status != "done":
+        run = read_run(study.directory)
+        if done.returncode != 0 or run.status != "done":
             errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
             why = errors[-1].removeprefix("error: ") if errors else (done.stderr.strip().splitlines() or ["?"])[-1]
             raise ConfigError(f"the atlas's {study.command} study failed ({why}); its run directory: "
                               f"{study.directory}; the command: {study.line}")
-        self.finished.append(found[0])
-        return found[0]
+        self.finished.append(run)
+        return run
