@@ -63,16 +63,21 @@ def ours(steps: int, precision: str) -> tuple[list[tuple[float, float]], float]:
     return [(row["m_g_over_m_s"], row["m_i"]) for row in summary], summary[0]["seconds"]
 
 
-def step_seconds(runs: list[author_loop.Run]) -> tuple[float, float]:
-    """Median step time of the first and of the second half of the runs' steps (step 0, a warm-up, left
-    out), summed over the five layers: one baseline step of all layers."""
+def step_seconds(repeats: list[list[author_loop.Run]]) -> tuple[float, float]:
+    """One baseline step of all five layers, in the first and in the second half of the steps: per repeat,
+    each layer's median step time (step 0, a warm-up, left out) summed over the layers; the median over
+    the repeats."""
     halves = ([], [])
-    for r in runs:
-        durations = [b - a for a, b in zip(r.ends, r.ends[1:])]
-        half = len(durations) // 2
-        halves[0].append(statistics.median(durations[:half]))
-        halves[1].append(statistics.median(durations[half:]))
-    return sum(halves[0]), sum(halves[1])
+    for runs in repeats:
+        sums = [0.0, 0.0]
+        for r in runs:
+            durations = [b - a for a, b in zip(r.ends, r.ends[1:])]
+            half = len(durations) // 2
+            sums[0] += statistics.median(durations[:half])
+            sums[1] += statistics.median(durations[half:])
+        halves[0].append(sums[0])
+        halves[1].append(sums[1])
+    return statistics.median(halves[0]), statistics.median(halves[1])
 
 
 def our_step(precision: str):
@@ -182,7 +187,7 @@ def main() -> None:
         med = {name: statistics.median(t[0][0] for t in v) for name, v in runs.items() if v}
         others = {name: ", ".join("n/a" if t[0][1] is None else f"{t[0][1]:.2f}" for t in v) for name, v in runs.items() if v}
         if measure_baseline:
-            first, second = step_seconds([x for _, base_runs in runs["baseline"] for x in base_runs])
+            first, second = step_seconds([base_runs for _, base_runs in runs["baseline"]])
             flat = abs(second - first) / first <= FLAT
             print(f"  baseline step (5 layers), median of steps 1..{steps // 2} vs {steps // 2}..{steps - 1}: "
                   f"{first:.3f} s vs {second:.3f} s: {'flat' if flat else 'NOT flat'} (within {FLAT:.0%})")
