@@ -1,4 +1,5 @@
-"""The benches that cannot be measured here still run: bench/gpu_bench.py."""
+"""The benches that cannot be measured here still run (bench/gpu_bench.py), and the arithmetic that scales
+the author's loop to more steps (bench/invert_bench.py) is right."""
 
 import subprocess
 import sys
@@ -33,3 +34,25 @@ def test_gpu_bench_measurements_run_on_the_cpu():
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |")]
     assert [row.split(" | ")[1] for row in rows] == ["32-true", "bf16-mixed"]
     assert "ratio ours / plain:" in result.stdout
+
+
+def test_the_baselines_step_is_one_repeats_five_layers_not_every_repeats():
+    """invert_bench scales the author's loop to 500 steps from one five-layer step: per repeat the layers'
+    median step times summed, then the median over repeats (it once summed the repeats too: 3x)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from author_loop import Run
+        from invert_bench import step_seconds
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def run(first: float, second: float) -> Run:  # 4 steps of `first` s, then 4 of `second` s
+        ends, t = [0.0], 0.0
+        for step in [first] * 4 + [second] * 4:
+            t += step
+            ends.append(t)
+        return Run(ends=ends)
+
+    repeats = [[run(0.1 * r, 0.2 * r) for _ in range(5)] for r in (1, 2, 3)]  # a slower machine each repeat
+    first, second = step_seconds(repeats)
+    assert first == pytest.approx(5 * 0.1 * 2) and second == pytest.approx(5 * 0.2 * 2)  # the middle repeat
