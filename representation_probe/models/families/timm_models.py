@@ -59,9 +59,11 @@ def _create(name: str, pretrained: bool, **options) -> nn.Module:
 
     if not pretrained:
         return timm.create_model(name, pretrained=False, **options)
-    where = _hub_file(name)
+    hub = _hub_cfg(name)
+    file = hub and (hub.hf_hub_filename or "model.safetensors")
+    where = hub and f"https://huggingface.co/{hub.hf_hub_id}/resolve/main/{file}"
     if "pretrained_cfg_overlay" not in options:
-        local = _cached_weights(name)
+        local = hub and _cached_weights(hub)
         if local:  # load the cached file directly: no request to the Hub, no retries when offline
             options["pretrained_cfg_overlay"] = {"file": local}
         elif where and not _reachable("huggingface.co"):  # else huggingface_hub retries ~25 s, then fails
@@ -79,26 +81,20 @@ def _create(name: str, pretrained: bool, **options) -> nn.Module:
                           f"({why[:300]})") from None
 
 
-def _hub_file(name: str) -> str | None:
-    """The URL of the model's weights on the Hugging Face Hub, if timm takes them from there."""
+def _hub_cfg(name: str):
+    """timm's pretrained config of the model when it takes its weights from the Hugging Face Hub, else None."""
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(name)
-    if cfg is None or not cfg.hf_hub_id:
-        return None
-    return f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{cfg.hf_hub_filename or 'model.safetensors'}"
+    return cfg if cfg is not None and cfg.hf_hub_id else None
 
 
-def _cached_weights(name: str) -> str | None:
+def _cached_weights(hub) -> str | None:
     """The model's weights file in the Hugging Face cache, if downloaded before."""
     from huggingface_hub import try_to_load_from_cache
-    from timm.models import get_pretrained_cfg
 
-    cfg = get_pretrained_cfg(name)
-    if cfg is None or not cfg.hf_hub_id:
-        return None
-    for filename in filter(None, (cfg.hf_hub_filename, "model.safetensors", "pytorch_model.bin")):
-        found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+    for filename in filter(None, (hub.hf_hub_filename, "model.safetensors", "pytorch_model.bin")):
+        found = try_to_load_from_cache(hub.hf_hub_id, filename)
         if isinstance(found, str):
             return found
     return None
