@@ -1,28 +1,37 @@
-"""One factory for every backbone, and the Backbone record the studies receive."""
+"""One factory for every registered family, and the Backbone record every study receives."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import nn
 
 from representation_probe.errors import ConfigError
 from representation_probe.models.family import Family, get_family
-from representation_probe.models.normalization import check_normalize
+from representation_probe.models.normalization import Normalization, check_normalize
 from representation_probe.models.weights import head_classes, is_named, load_state, read_weights
 from representation_probe.validation import positive_int
 
 
 @dataclass(eq=False)
 class Backbone:
-    """A network plus what a probe needs to know about it; the family answers the rest."""
+    """A frozen network plus what a probe needs to know about it; the family answers the rest.
+
+    What `rp.load` returns. Layers are FX graph nodes where torch.fx traces the network, else its
+    dotted `named_modules` names (read with forward hooks that never outlive a forward).
+    """
 
     name: str
     family: Family
     net: nn.Module
     image_size: int
-    normalize: str  # 'none' (raw [0, 1] pixels, as in the paper) or 'imagenet'
+    normalize: Normalization  # 'none' (raw [0, 1] pixels, as in the paper), 'imagenet' or (mean, std)
+    weights: str = "none"  # as given: none, imagenet, a version, a file, or pretrained (Hugging Face)
+    points: list[str] | None = None  # probe points the user named; None: the family's
+    source: nn.Module | None = field(default=None, repr=False)  # the user's module `net` was copied from
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -31,41 +40,80 @@ class Backbone:
     @property
     def probe_points(self) -> dict[str, float]:
         """Probe point -> relative depth: after stage i of n, (i + 1) / n (0 is the input itself)."""
-        names = self.family.probe_points(self.net)
+        names = self.points if self.points is not None else self.family.probe_points(self.net)
         return {name: (i + 1) / len(names) for i, name in enumerate(names)}
 
     @property
     def default_layer(self) -> str | None:
+        if self.points is not None:
+            return self.points[-1] if self.points else None
         return self.family.default_layer(self.net)
 
-    @property
+    @cached_property
     def prefix_tokens(self) -> int:
-        return self.family.prefix_tokens(self.net)
+        """Class/register tokens before the patch tokens of a token-sequence layer; a family that does not
+        know reads it off the first probe point: N tokens of which the largest square number are patches."""
+        known = self.family.prefix_tokens(self.net)
+        if known is not None:
+            return known
+        from representation_probe.models.layers import layer_shapes
+
+        shapes = layer_shapes(self)
+        shape = next((shapes[p] for p in self.probe_points if p in shapes), ())
+        if len(shape) != 3:
+            return 0
+        extra = shape[1] - math.isqrt(shape[1]) ** 2
+        return extra if extra < shape[1] // 2 else 0
 
     @property
     def details(self) -> dict:
         return self.family.details(self.net)
+
+    @cached_property
+    def traceable(self) -> bool:
+        """Whether torch.fx traces the network (else its layers are read with forward hooks)."""
+        if self.family.tracer != "auto":
+            return self.family.tracer == "fx"
+        try:
+            self.family.graph_functions()[1](self.net)
+            return True
+        except Exception:  # any error of the tracer: control flow on values, unsupported ops, ...
+            return False
+
+    @cached_property
+    def hook_record(self) -> tuple[dict[str, tuple], dict[str, int]]:
+        """(module -> output shape, module -> calls per forward) of one forward of a blank image."""
+        from representation_probe.models.hooks import trace_calls
+
+        size = self.image_size
+        try:
+            return trace_calls(self.net, torch.zeros(1, 3, size, size))
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(f"{self.name} fails on a (1, 3, {size}, {size}) image ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); is image_size right?") from None
 
 
 def create_model(
     family: str,
     name: str,
     weights: str = "none",
-    normalize: str = "none",
+    normalize: Normalization = "none",
     image_size: int = 224,
     init_seed: int = 0,
     num_classes: int | None = None,
     trainable: bool = False,
     **options,
 ) -> Backbone:
-    """Build a backbone, frozen for probing unless `trainable`.
+    """Build a backbone of a registered family, frozen for probing unless `trainable`.
 
     Args:
-        family: a registered family: resnet, vit, timm, mlp (models/families/).
+        family: a registered family: resnet, vit, timm, mlp, torchvision, hf (models/families/).
         name: the model within its family (resnet50, vit_b_16, any timm name, a label for an MLP).
         weights: 'none' (random init from init_seed), 'imagenet' or a version such as IMAGENET1K_V1, or a
             path to a state_dict or to a Lightning checkpoint of ours.
-        normalize: input normalisation applied inside the forward map: 'none' or 'imagenet'.
+        normalize: input normalisation inside the forward map: 'none', 'imagenet' or (mean, std).
         image_size: side of the square input in pixels.
         init_seed: seed of the random initialisation, so untrained models are reproducible.
         num_classes: size of the classifier head; None takes it from the weights file, else the family's.
@@ -73,7 +121,7 @@ def create_model(
         options: the family's own (an MLP's widths, a timm model's depth, ...).
     """
     kind = get_family(family)
-    check_normalize(normalize)
+    normalize = check_normalize(normalize)
     positive_int("model.image_size", image_size)
     _check_options(kind, options)
     weights = str(weights)
@@ -84,7 +132,7 @@ def create_model(
     net = kind.build(name, "none" if state is not None else weights, num_classes, image_size, **options)
     if state is not None:
         load_state(net, state, weights, name)
-    return Backbone(name, kind, net if trainable else freeze(net), image_size, normalize)
+    return Backbone(name, kind, net if trainable else freeze(net), image_size, normalize, weights)
 
 
 def _check_options(kind: Family, options: dict) -> None:

@@ -25,6 +25,7 @@ class Family:
     """Subclasses set `name` and implement `build`; `@register` makes them available as `model.family`."""
 
     name: ClassVar[str]
+    tracer: ClassVar[str] = "fx"  # how layers are read: fx (torch.fx graphs), hooks, or auto (fx if it traces)
 
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         """The network `name` with named `weights` ('none' or an ImageNet version; files are loaded by
@@ -46,9 +47,14 @@ class Family:
         points = self.probe_points(net)
         return points[-1] if points else None
 
-    def prefix_tokens(self, net: nn.Module) -> int:
-        """Class/register tokens before the patch tokens in a token-sequence layer (0: none)."""
+    def prefix_tokens(self, net: nn.Module) -> int | None:
+        """Class/register tokens before the patch tokens in a token-sequence layer (0: none; None: read
+        off the layer shapes)."""
         return 0
+
+    def expected_normalize(self, net: nn.Module, weights: str):
+        """The normalisation `weights` were trained with ('imagenet', (mean, std)), or None if unknown."""
+        return None
 
     def details(self, net: nn.Module) -> dict:
         """Architecture facts worth a column in summary.json (an MLP's widths)."""

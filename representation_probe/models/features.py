@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from representation_probe.errors import ConfigError
 from representation_probe.models.backbone import Backbone
+from representation_probe.models.hooks import HookExtractor
 from representation_probe.models.layers import resolve_layers
 from representation_probe.models.normalization import Normalize
 
@@ -33,9 +34,12 @@ class LayerEmbedder(nn.Module):
         super().__init__()
         self.backbone = backbone
         nodes = resolve_layers(backbone, layers)
-        union = _truncated(backbone, {node: node for node in dict.fromkeys(nodes.values())})
-        _first_layer_in_float32(union)
-        self.extractors = nn.ModuleDict({_key(layer): _cut(union, node) for layer, node in nodes.items()})
+        if backbone.traceable:
+            union = _truncated(backbone, {node: node for node in dict.fromkeys(nodes.values())})
+            _first_layer_in_float32(union)
+            self.extractors = nn.ModuleDict({_key(layer): _cut(union, node) for layer, node in nodes.items()})
+        else:  # one hooked forward per layer, stopped after it
+            self.extractors = nn.ModuleDict({_key(layer): _hooked(backbone, {node: "out"}) for layer, node in nodes.items()})
         self.normalize = Normalize(backbone.normalize)
         self.channels_last = _has_convolutions(backbone)
         self.eval().requires_grad_(False)
@@ -197,6 +201,13 @@ def _has_convolutions(backbone: Backbone) -> bool:
 
 
 def _truncated(backbone: Backbone, return_nodes: dict[str, str]) -> nn.Module:
-    """The backbone's FX graph cut after the deepest of `return_nodes`, BatchNorm folded."""
+    """The backbone's FX graph cut after the deepest of `return_nodes`, BatchNorm folded; for a network
+    FX cannot trace, its forward with hooks on those modules, stopped after the last of them."""
+    if not backbone.traceable:
+        return _hooked(backbone, return_nodes)
     create, _ = backbone.family.graph_functions()
     return _fold_batchnorm(create(backbone.net, return_nodes=return_nodes), backbone.net)
+
+
+def _hooked(backbone: Backbone, return_nodes: dict[str, str]) -> HookExtractor:
+    return HookExtractor(backbone.net, return_nodes, backbone.hook_record[1])

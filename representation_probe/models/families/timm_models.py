@@ -48,6 +48,11 @@ class Timm(Family):
     def prefix_tokens(self, net: nn.Module) -> int:
         return getattr(net, "num_prefix_tokens", 0)  # class and register tokens of timm's ViTs
 
+    def expected_normalize(self, net: nn.Module, weights: str):
+        """The mean and std timm's pretrained config gives the model's weights."""
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        return (tuple(cfg["mean"]), tuple(cfg["std"])) if weights != "none" and "mean" in cfg else None
+
     def graph_functions(self):
         from timm.models import create_feature_extractor, get_graph_node_names
 

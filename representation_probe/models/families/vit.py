@@ -46,3 +46,6 @@ class ViT(Family):
 
     def prefix_tokens(self, net: VisionTransformer) -> int:
         return 1  # the class token
+
+    def expected_normalize(self, net: nn.Module, weights: str) -> str | None:
+        return "imagenet" if weights != "none" else None

@@ -1,0 +1,163 @@
+"""`rp.load`: a model from a preset, a timm, torchvision or Hugging Face name, or any nn.Module."""
+
+from __future__ import annotations
+
+import copy as copying
+from pathlib import Path
+
+import torchvision
+from torch import nn
+
+from representation_probe import presets
+from representation_probe.errors import ConfigError
+from representation_probe.models.backbone import Backbone, create_model, freeze
+from representation_probe.models.families import resnet, vit
+from representation_probe.models.families.hf import default_size
+from representation_probe.models.families.module import block_names
+from representation_probe.models.family import get_family
+from representation_probe.models.normalization import check_normalize
+
+SOURCES = ("timm", "torchvision", "hf")
+FORMS = ("a preset ({}), 'timm/<name>', 'torchvision/<name>', 'hf/<repository or local directory>', "
+         "a transformers config, or an nn.Module")
+
+
+def load(spec, *, weights: str | None = None, image_size: int | None = None, normalize="auto",
+         name: str | None = None, probe_points: list | None = None, init_seed: int = 0,
+         num_classes: int | None = None, copy: bool = True, **options) -> Backbone:
+    """A model ready to probe: frozen (eval, no weight gradients, no in-place ops), its normalisation inside
+    the forward map.
+
+    Args:
+        spec: a preset of conf/model ('resnet50', 'vit_tiny', 'mlp', ...: the paper's aliases and probe
+            points), 'timm/<name>', 'torchvision/<name>', 'hf/<repository id or local directory>' (offline:
+            a local directory or the Hugging Face cache), a transformers config (random weights), or any
+            nn.Module (its layers: FX nodes if torch.fx traces it, else its dotted module names).
+        weights: none (random, from init_seed), imagenet or a torchvision version (IMAGENET1K_V1), a file
+            (a state_dict or one of our checkpoints); Hugging Face: pretrained (its default) or none. None:
+            the preset's, else none; an nn.Module keeps its own.
+        image_size: side of the square input; None: the preset's, the Hugging Face config's, else 224.
+        normalize: 'auto' (what the weights were trained with, where known; else the preset's, else none),
+            'none', 'imagenet' or (mean, std): applied inside the forward map, never to your images.
+        name: the label results carry (default: the model's name).
+        probe_points: the layers a study walks (names or modules); default: the family's, or for any
+            module its blocks or stages (a ModuleList named blocks, layers, layer or stages), else its
+            top-level parts that hold weights.
+        copy: an nn.Module is deep-copied before it is frozen, so yours stays as it is.
+        options: the family's own (an MLP's widths, timm.create_model's keywords, ...).
+    """
+    if isinstance(spec, Backbone):
+        if any(v is not None for v in (weights, image_size, name, probe_points, num_classes)) or options:
+            raise ConfigError("this model is loaded already; pass its spec to rp.load to change it")
+        return spec
+    if isinstance(spec, nn.Module):
+        return _from_module(spec, image_size, normalize, name, probe_points, copy)
+    if type(spec).__name__.endswith("Config") and hasattr(spec, "to_dict"):  # a transformers config
+        from transformers import AutoModel
+
+        return _from_module(AutoModel.from_config(spec), image_size, normalize, name, probe_points, copy=False)
+    if not isinstance(spec, str):
+        raise ConfigError(f"rp.load takes {FORMS.format('resnet50, vit_tiny, mlp, ...')}; got a {type(spec).__name__}")
+    fields = _fields(spec)
+    if weights is not None:
+        fields["weights"] = weights
+    if image_size is not None:
+        fields["image_size"] = image_size
+    if fields["family"] == "hf" and image_size is None:
+        fields.pop("image_size", None)
+    preset_normalize = fields.pop("normalize", "none")
+    fields |= dict(init_seed=init_seed, num_classes=num_classes) | options
+    if "image_size" not in fields:  # a Hugging Face model's own size
+        fields["image_size"] = _hf_size(fields["name"])
+    backbone = create_model(normalize="none", **fields)
+    backbone.normalize = _normalization(backbone, normalize, preset_normalize)
+    if name is not None or fields["family"] == "hf":  # a repository or directory: its last part
+        backbone.name = name or Path(fields["name"]).name
+    if probe_points is not None:
+        backbone.points = _named(backbone, probe_points)
+    return backbone
+
+
+def _fields(spec: str) -> dict:
+    """create_model's arguments for a preset or a '<source>/<name>' spec."""
+    source, _, rest = spec.partition("/")
+    if source in SOURCES and rest:
+        if source == "hf":
+            return dict(family="hf", name=rest, weights="pretrained")
+        family = source if source == "timm" else "resnet" if rest in resnet.NAMES else "vit" if rest in vit.NAMES \
+            else "torchvision"
+        return dict(family=family, name=rest)
+    backbones = [n for n in presets.names("model") if "family" in presets.preset("model", n)]
+    if spec not in backbones:
+        raise ConfigError(f"unknown model '{spec}'; rp.load takes {FORMS.format(', '.join(backbones))}")
+    return {key: value for key, value in presets.preset("model", spec).items() if key != "_target_"}
+
+
+def _hf_size(name: str) -> int:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):
+        return 224  # the build says what is missing
+    size = getattr(config, "image_size", None)
+    return size if isinstance(size, int) else 224
+
+
+def _normalization(backbone: Backbone, normalize, fallback):
+    if normalize != "auto":
+        return check_normalize(normalize)
+    expected = backbone.family.expected_normalize(backbone.net, backbone.weights)
+    return check_normalize(expected if expected is not None else fallback)
+
+
+def _from_module(module: nn.Module, image_size: int | None, normalize, name: str | None, probe_points,
+                 copy: bool) -> Backbone:
+    """Any nn.Module, a frozen copy that keeps its own weights; a torchvision ResNet or ViT, a timm or a
+    transformers model gets its family's layer names and probe points."""
+    family = get_family(_family_of(module))
+    net = freeze(copying.deepcopy(module) if copy else module)
+    size = image_size or (default_size(net) if family.name == "hf" else None) or 224
+    backbone = Backbone(name or type(module).__name__, family, net, size, "none", "given", source=module)
+    backbone.normalize = _normalization(backbone, normalize, "none")
+    if probe_points is not None:
+        backbone.points = _named(backbone, probe_points)
+    elif family.name == "module":
+        backbone.points = _in_order(backbone)
+    return backbone
+
+
+def _family_of(module: nn.Module) -> str:
+    if isinstance(module, torchvision.models.ResNet):
+        return "resnet"
+    if isinstance(module, torchvision.models.VisionTransformer):
+        return "vit"
+    if type(module).__module__.startswith("timm.") and hasattr(module, "feature_info"):
+        return "timm"
+    if any(cls.__name__ == "PreTrainedModel" for cls in type(module).__mro__):
+        return "hf"
+    return "module"
+
+
+def _named(backbone: Backbone, layers) -> list[str]:
+    from representation_probe.models.layers import resolve_layers, select_layers
+
+    if any(isinstance(layer, (int, float)) for layer in layers):
+        raise ConfigError("probe_points are layer names or modules (an index or a depth needs probe points first)")
+    chosen = select_layers(backbone, list(layers))
+    resolve_layers(backbone, chosen)  # every one must exist
+    return chosen
+
+
+def _in_order(backbone: Backbone) -> list[str]:
+    """The module's blocks in the order its forward runs them (definition order may differ)."""
+    blocks = block_names(backbone.net)
+    if backbone.traceable:
+        nodes = backbone.family.graph_functions()[1](backbone.net)[1]
+        order = {block: max((i for i, node in enumerate(nodes) if node == block or node.startswith(block + ".")),
+                            default=len(nodes)) for block in blocks}
+    else:
+        ended = list(backbone.hook_record[0])
+        order = {block: ended.index(block) if block in ended else len(ended) for block in blocks}
+    return sorted(blocks, key=order.get)
+
