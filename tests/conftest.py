@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from representation_probe import commands
+from representation_probe.cli.shell import arguments
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 
@@ -48,7 +49,7 @@ def run_inversion(backbone: Backbone, targets: torch.Tensor, samples: list[Sampl
     """Fit an InversionModule built from conf/inversion (overrides like 'inversion.steps=30') on CPU."""
     cfg = compose_config("invert", ["logger=csv", *overrides])
     embedder = LayerEmbedder(backbone, [s.layer for s in samples])
-    module = instantiate(cfg.inversion, _partial_=True)(embedder=embedder, targets=targets, samples=samples)
+    module = InversionModule(embedder=embedder, targets=targets, samples=samples, **arguments(cfg.inversion))
     trainer = instantiate(cfg.trainer, max_epochs=1, logger=False, enable_checkpointing=False,
                           enable_model_summary=False, enable_progress_bar=False, num_sanity_val_steps=0,
                           callbacks=list(callbacks))

@@ -10,7 +10,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from representation_probe import commands
-from representation_probe.inversion import InversionModule
+from representation_probe.cli.shell import arguments
+from representation_probe.inversion import InversionModule, Sample
+from representation_probe.models import LayerEmbedder
 from representation_probe.rundir import RunDir
 from representation_probe.training import ClassifierModule
 from representation_probe.training.checkpoints import build_callbacks
@@ -49,13 +51,13 @@ def test_model_config_builds_a_frozen_backbone_with_ordered_probe_points(name):
 
 
 @pytest.mark.parametrize("name", INVERSIONS)
-def test_inversion_config_builds_a_module_factory(name):
+def test_inversion_config_holds_the_arguments_of_an_inversion_module(name):
     cfg = compose_config("invert", [f"inversion={name}"])
-    factory = instantiate(cfg.inversion, _partial_=True)
-    assert factory.func is InversionModule
-    assert factory.keywords["steps"] > 0
-    optimizer = factory.keywords["optimizer"](params=[torch.zeros(1, requires_grad=True)], lr=0.1)
-    assert isinstance(optimizer, torch.optim.Optimizer)
+    backbone = build_model("resnet10", 32)
+    module = InversionModule(LayerEmbedder(backbone, ["conv1"]), torch.zeros(1, 3, 32, 32), [Sample("conv1", "x", 0)],
+                             **arguments(cfg.inversion))
+    assert module.steps == cfg.inversion.steps > 0
+    assert isinstance(module.configure_optimizers(), torch.optim.Optimizer)
 
 
 def test_demo_experiment_inverts_five_layers_at_its_own_size():

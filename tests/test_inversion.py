@@ -151,7 +151,7 @@ def toy_backbone(features: int) -> Backbone:
 OPTIMIZERS = {
     "adam-decaying-lr": ["inversion.steps=300"],  # the default config
     # plain gradient descent on ||W(a_n - a)||^2; lr below 2 / the largest eigenvalue of 2 W^T W
-    "sgd-l2": ["inversion.steps=300", "inversion.optimizer._target_=torch.optim.SGD", "inversion.lr=0.3",
+    "sgd-l2": ["inversion.steps=300", "inversion.optimizer=sgd", "inversion.lr=0.3",
                "inversion.loss=l2"],
 }
 
@@ -299,7 +299,7 @@ def test_nan_loss_stops_the_run(chelsea):
 def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
     steps = 30  # eps = 1e38 overflows float32 after the first update: the loss becomes NaN
     overrides = ["model=resnet18", f"model.image_size={SIZE}", "layer=conv2", "logger=csv",
-                 f"inversion.steps={steps}", "inversion.optimizer._target_=torch.optim.SGD", "inversion.lr=1e38"]
+                 f"inversion.steps={steps}", "inversion.optimizer=sgd", "inversion.lr=1e38"]
     with pytest.raises(ConfigError, match="lr") as err:
         run_task("invert", overrides, run_dir=tmp_path / "run")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

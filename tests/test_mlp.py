@@ -84,7 +84,7 @@ def test_narrow_layer_leaves_the_null_space_part_of_a0_untouched():
     backbone = build_model("mlp", SMALL, "model.widths=[100]")
     target = load_target("chelsea", SMALL)[None]
     module = run_inversion(backbone, target, [Sample("fc1", "chelsea", 0)], "inversion.steps=300",
-                           "inversion.optimizer._target_=torch.optim.SGD", "inversion.lr=0.5", "inversion.loss=l2")
+                           "inversion.optimizer=sgd", "inversion.lr=0.5", "inversion.loss=l2")
     weight = backbone.net.fc1.weight.double()
     gen = torch.Generator().manual_seed(0)  # a_0 as the module draws it for seed 0
     a_0 = 0.7 + torch.randn(target.shape[1:], generator=gen) * 0.05

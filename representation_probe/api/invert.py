@@ -1,0 +1,142 @@
+"""`rp.invert`: gradient descent on the input toward one or more layers' embeddings (paper sections 2-3)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from representation_probe import metrics
+from representation_probe.api.images import as_images, size_of
+from representation_probe.api.results import Result
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet
+from representation_probe.errors import ConfigError
+from representation_probe.inversion import InversionModule, Sample
+from representation_probe.models import Backbone, LayerEmbedder
+from representation_probe.models.layers import select_layers
+from representation_probe.rundir import Run, RunDir, read_png, write_png
+from representation_probe.validation import as_list, integer
+
+PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
+
+
+@dataclass
+class Inversion(Result):
+    """One row per (layer, image, seed) sample: final loss, m_g, m_i, m_s, m_i_ref, m_g/m_s, PSNR, SSIM;
+    `a_g` the generated images in the same order, `targets` by image name, `shifted` each sample's a'."""
+
+    command = "invert"
+    metrics = ("loss", "m_g", "m_i", "m_s", "m_i_ref", "m_g_over_m_s", "psnr", "ssim")
+
+    a_g: torch.Tensor | None = None
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    shifted: torch.Tensor | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(row["layer"] for row in self.rows))
+
+    @property
+    def diverged_at(self) -> int | None:
+        return self.rows[0].get("diverged_at") if self.rows else None
+
+    def _write(self, run_dir: RunDir) -> None:
+        for name, target in self.targets.items():
+            write_png(run_dir.target(name), target)
+        for i, row in enumerate(self.rows):
+            if self.shifted is not None:
+                write_png(run_dir.shifted(row["image"], row["seed"]), self.shifted[i])
+            if self.a_g is not None:
+                write_png(run_dir.a_g(row["layer"], row["image"], row["seed"]), self.a_g[i])
+
+    @classmethod
+    def from_run(cls, run: Run) -> Inversion:
+        """The images as the PNGs hold them (8 bits per channel)."""
+        def stack(paths):
+            images = [read_png(path) for path in paths]
+            return torch.stack(images) if images and all(i is not None for i in images) else None
+
+        rows = [row for row in run.summaries if row.get("command") == cls.command]
+        targets = {row["image"]: read_png(run.target(row["image"])) for row in rows}
+        return cls(rows=run.summaries, history_rows=run.metrics, config=run.config,
+                   a_g=stack([run.a_g(r["layer"], r["image"], r["seed"]) for r in rows]),
+                   targets={k: v for k, v in targets.items() if v is not None},
+                   shifted=stack([run.shifted(r["image"], r["seed"]) for r in rows]))
+
+
+def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, optimizer="adam",
+           lr=(0.05, 0.0), blur_sigma=None, clamp: bool = False, loss: str = "l1", init_mean: float = 0.7,
+           init_std: float = 0.05, shift_std: float = 0.05, record_every: int = 10, image_every: int = 100,
+           eps_by_layer: Mapping[str, float] | None = None, steps_per_batch: int | None = None,
+           trainer=None, progress: Progress = False, loggers=(), callbacks=()) -> Inversion:
+    """Invert every (layer, image, seed) as one batch: gradient descent on a_0 ~ N(init_mean, init_std)
+    toward each layer's embedding of each image. Each sample carries its own layer and target; the
+    result equals separate runs.
+
+    Args:
+        model: anything rp.load takes, or a loaded model.
+        images: sample names, files, PIL images or [0, 1] tensors (see rp.api.images.as_images).
+        layer: a layer (name, alias, probe-point index, relative depth or module), a list of them,
+            'probe_points', or None for the model's default layer.
+        seeds: one seed or several: each draws its own a_0 and reference shift a'.
+        steps, lr, optimizer: the descent: lr is eps, constant or [start, end] (linear); optimizer
+            'adam' (default, no per-layer tuning) or 'sgd' (the paper's eq. 4), or a callable.
+        blur_sigma: the 3x3 Gaussian of eq. 5 after each step (a sigma or [start, end]); clamp: to [0, 1].
+        loss: 'l1' (the paper) or 'l2' (squared). init_mean, init_std: a_0; shift_std: a' = a + N(0, std).
+        record_every: steps between recorded distances (`.history`); image_every: a_g to image loggers.
+        eps_by_layer: per-layer eps factors for plain SGD. steps_per_batch: updates per Lightning batch.
+        trainer: Lightning Trainer arguments (accelerator, precision='bf16-mixed', ...) or a Trainer factory.
+        progress: True for Lightning's progress bar, or report(done, total, metrics) after every batch.
+        loggers, callbacks: Lightning loggers (metrics every record_every steps) and callbacks.
+    """
+    backbone = as_model(model, size_of(images))
+    if backbone.image_size < metrics.MIN_SSIM_SIZE:
+        raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
+                          f"takes an 11-pixel window), got {backbone.image_size}")
+    seeds = [integer("seed", seed) for seed in as_list(seeds)]
+    layers = chosen_layers(backbone, layer)
+    targets = as_images(images, backbone.image_size)
+    samples = [Sample(name, image, seed) for name in layers for image in targets for seed in seeds]
+    module = InversionModule(
+        embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
+        targets=torch.stack([targets[s.image] for s in samples]), samples=samples, steps=steps,
+        optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
+        init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
+        eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch)
+    with quiet(not progress):
+        fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=callbacks, max_epochs=1,
+                           enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+        start = time.perf_counter()
+        fit.fit(module)
+        seconds = time.perf_counter() - start
+    common = dict(command="invert", model=backbone.name, weights=backbone.weights, steps=steps, lr=_plain(lr),
+                  blur=_plain(blur_sigma), seconds=round(seconds, 3), diverged_at=module.diverged_at)
+    rows = [common | backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
+            for r in module.results()]
+    arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
+                     images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
+                     blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,
+                     shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer)
+    return Inversion(rows=rows, history_rows=module.history, config=arguments, a_g=module.image.detach().cpu(),
+                     targets=targets, shifted=module.shifted.cpu())
+
+
+def chosen_layers(backbone: Backbone, layer) -> list[str]:
+    """The layers `layer` names (see `invert`)."""
+    if layer is None:  # the family's default: conv4 for ResNets, the last block of a ViT, an MLP's output
+        if backbone.default_layer is None:
+            raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
+        return [backbone.default_layer]
+    if layer == PROBE_POINTS:
+        return list(backbone.probe_points)
+    layers = select_layers(backbone, layer)
+    if not layers:
+        raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
+    return layers
+
+
+def _plain(value):
+    """A schedule as JSON takes it: a number, null, or [start, end]."""
+    return list(value) if isinstance(value, (list, tuple)) else value

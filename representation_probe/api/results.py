@@ -1,0 +1,108 @@
+"""What every study returns: its summary rows, its tensors, `.history`, `.to_frame()` and `.save(dir)`; and
+`open(run_dir)`, which reads any run directory (the CLI's or a saved result) back into the same object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from representation_probe.errors import ConfigError
+from representation_probe.rundir import Run, RunDir, read_run, write_atomic
+
+IDS = ("study", "model", "weights", "layer", "relative_depth", "image", "seed")  # every frame's id columns
+RESULTS: dict[str, type[Result]] = {}  # command -> its result class, for `open`
+
+
+@dataclass
+class Result:
+    """A study's outcome. `rows` are the summary.json rows (one per sample, layer or model); subclasses add
+    their tensors and say which row keys are measurements (`metrics`) and which describe the condition
+    (`conditions`, beside the id columns in `to_frame`)."""
+
+    command: ClassVar[str]
+    metrics: ClassVar[tuple[str, ...]] = ()
+    conditions: ClassVar[tuple[str, ...]] = ()
+
+    rows: list[dict]
+    history_rows: list[dict] = field(default_factory=list, repr=False)  # metrics.csv
+    config: dict = field(default_factory=dict, repr=False)  # the arguments, as config.yaml records them
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "command" in cls.__dict__:
+            RESULTS[cls.command] = cls
+
+    @property
+    def history(self):
+        """The recorded curves (metrics.csv) as a DataFrame: a row per recorded step or epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history_rows)
+
+    def to_frame(self):
+        """Long form: one row per (row of the summary, measurement), columns study, model, weights, layer,
+        relative_depth, image, seed, the study's conditions, metric, value."""
+        import pandas as pd
+
+        columns = [*IDS, *self.conditions, "metric", "value"]
+        records = []
+        for row in self.rows:
+            ids = [self.command if key == "study" else row.get(key) for key in (*IDS, *self.conditions)]
+            for metric in self.metrics:
+                value = row.get(metric)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    records.append([*ids, metric, float(value)])
+        return pd.DataFrame(records, columns=columns)
+
+    def save(self, directory: str | Path, config: DictConfig | dict | None = None) -> Path:
+        """Write the run directory (config.yaml, summary.json, metrics.csv and the study's files), each
+        file atomically; `config` replaces the recorded arguments (the CLI records its composed config)."""
+        run_dir = RunDir(directory)
+        config = config if config is not None else self.config
+        text = OmegaConf.to_yaml(config, resolve=True) if isinstance(config, DictConfig) else \
+            OmegaConf.to_yaml(OmegaConf.create(_plain(config)))
+        write_atomic(run_dir.config_file, text.encode())
+        if self.history_rows:
+            run_dir.write_metrics(self.history_rows)
+        self._write(run_dir)
+        run_dir.write_summary(self.rows)
+        return run_dir.path
+
+    def _write(self, run_dir: RunDir) -> None:
+        """The study's own files (images, matrices, decoders)."""
+
+    @classmethod
+    def from_run(cls, run: Run) -> Result:
+        return cls(rows=run.summaries, history_rows=run.metrics, config=run.config)
+
+
+def open(run_dir: str | Path) -> Result:  # noqa: A001 - rp.open, as the issue names it
+    """A run directory (of the command line or of `.save`) as the result object its study returns."""
+    run = read_run(Path(run_dir))
+    if run.broken:
+        raise ConfigError(f"cannot read {run_dir}: {run.broken}")
+    if not run.summaries:
+        why = f"it failed: {run.failure}" if run.failure else "it has no summary.json (not finished?)"
+        raise ConfigError(f"{run_dir} holds no result: {why}")
+    command = run.command
+    if command not in RESULTS:
+        raise ConfigError(f"{run_dir} is a {command} run, which has no result object; read its summary.json")
+    return RESULTS[command].from_run(run)
+
+
+def _plain(value):
+    """Arguments as YAML can hold them: tensors and modules by their description."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    shape = getattr(value, "shape", None)
+    return f"<{type(value).__name__}{' ' + str(tuple(shape)) if shape is not None else ''}>"

@@ -1,0 +1,71 @@
+"""What every study function shares: the model it is given, a Lightning Trainer that says nothing unless
+asked, and progress reported to a callback."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+
+import lightning as L
+
+from representation_probe.models import Backbone
+from representation_probe.models.load import load
+
+Progress = bool | Callable[..., None]  # True: Lightning's progress bar; a function: called after each batch
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+def as_model(model, image_size: int | None = None) -> Backbone:
+    """A loaded model as it is; anything else through rp.load (`image_size` sizes a bare nn.Module)."""
+    if isinstance(model, Backbone):
+        return model
+    return load(model, image_size=image_size) if image_size is not None else load(model)
+
+
+def make_trainer(trainer: Mapping | Callable | None, *, progress: Progress = False, loggers=(), callbacks=(),
+                 **fixed) -> L.Trainer:
+    """A Lightning Trainer: `trainer` is a mapping of Trainer arguments or a callable taking them (the
+    CLI's configured trainer); the study's `fixed` arguments win; a CPU by default."""
+    own = [*callbacks, *([ProgressCallback(progress)] if callable(progress) else [])]
+    arguments = dict(fixed, logger=list(loggers) or False, enable_progress_bar=progress is True, callbacks=own)
+    if callable(trainer):
+        return trainer(**arguments)
+    given = {key: value for key, value in (trainer or {}).items() if key != "_target_"}
+    return L.Trainer(**dict(accelerator="cpu", devices=1, enable_model_summary=False) | given | arguments)
+
+
+class ProgressCallback(L.Callback):
+    """Calls report(done, total, metrics) after every training batch: batches done in this fit, the batches
+    planned (None if unknown), and the progress-bar metrics."""
+
+    def __init__(self, report: Callable[..., None]):
+        self.report, self.done = report, 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        self.done += 1
+        per_epoch = trainer.num_training_batches
+        total = trainer.max_steps if trainer.max_steps > 0 else \
+            per_epoch * trainer.max_epochs if per_epoch != float("inf") and trainer.max_epochs > 0 else None
+        self.report(self.done, total, {key: float(value) for key, value in trainer.progress_bar_metrics.items()})
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Lightning's info lines and its advice warnings silenced for the call (a library prints nothing
+    unasked); the CLI, which shows a progress bar, keeps them."""
+    if not enabled:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"lightning\.")
+            warnings.filterwarnings("ignore", message=r".*(does not have many workers|LeafSpec|treespec).*")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
