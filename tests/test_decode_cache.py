@@ -19,8 +19,8 @@ from .conftest import error_lines
 from .test_training import write_folder
 
 DECODE = ["model=resnet10", "logger=csv", "decode.layers=[conv1,conv3]", "decode.mode=chained", "decode.inversion=null",
-          "eval_images=[]", "decode.colour_images=0", "trainer.max_epochs=2", "decode.module.width=16",
-          "decode.module.min_width=8"]
+          "eval_images=[]", "decode.colour_images=0", "trainer.max_epochs=2", "decode.width=16",
+          "decode.min_width=8"]
 PATCHES = ["dataset=patches", "dataset.image_size=16", "dataset.count=32", "dataset.val_count=16",
            "dataset.batch_size=8", "dataset.workers=0"]
 

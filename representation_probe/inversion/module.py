@@ -19,9 +19,10 @@ from torch.utils.data import DataLoader
 
 from representation_probe import metrics
 from representation_probe.cuda_check import plain_cuda_check
-from representation_probe.inversion.options import Schedule, check, eps_scale, optimizer_factory, scheduled
+from representation_probe.inversion.options import Schedule, check, eps_scale, scheduled
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
+from representation_probe.optimizers import optimizer_factory
 
 plain_cuda_check()  # after importing Lightning, which made it cost ~45 us per Adam step here
 
@@ -85,7 +86,7 @@ class InversionModule(L.LightningModule):
         # Not a submodule: Lightning must neither count, train() nor checkpoint the frozen backbone.
         object.__setattr__(self, "embedder", embedder)
         self.samples = samples
-        optimizer = optimizer_factory(optimizer)
+        optimizer = optimizer_factory(optimizer, name="inversion.optimizer")
         self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
         self.clamp, self.loss_kind, self.record_every, self.image_every = clamp, loss, record_every, image_every
         init, shift = zip(*(metrics.draws(s.seed, targets.shape[1:], init_mean, init_std, shift_std)

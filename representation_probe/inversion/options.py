@@ -11,19 +11,6 @@ from representation_probe.validation import choice, number, positive_int, schedu
 
 Schedule = float | tuple[float, float] | None  # constant, or linear from start to end; None = off
 LOSSES = ("l1", "l2")  # sum |O_l(a_n) - O_l(a)| (the paper), or its squared L2 counterpart
-OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}  # sgd: the paper's plain eq. 4
-
-
-def optimizer_factory(optimizer) -> partial:
-    """A name of OPTIMIZERS, or a callable (params, lr) -> torch optimizer (a functools.partial of one)."""
-    if isinstance(optimizer, str):
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown inversion.optimizer '{optimizer}'; allowed: {', '.join(OPTIMIZERS)} "
-                              "(or, from Python, a callable taking params and lr)")
-        return partial(OPTIMIZERS[optimizer])
-    if not callable(optimizer):
-        raise ConfigError(f"inversion.optimizer must be {' or '.join(OPTIMIZERS)} or a callable, got {optimizer!r}")
-    return optimizer if isinstance(optimizer, partial) else partial(optimizer)
 
 
 def scheduled(value: Schedule, step: int, steps: int) -> float | None:

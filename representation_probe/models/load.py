@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy as copying
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import torchvision
@@ -46,6 +48,8 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
         copy: an nn.Module is deep-copied before it is frozen, so yours stays as it is.
         options: the family's own (an MLP's widths, timm.create_model's keywords, ...).
     """
+    if isinstance(spec, Mapping):
+        return from_config(dict(spec), name=name, probe_points=probe_points)
     if isinstance(spec, Backbone):
         if any(v is not None for v in (weights, image_size, name, probe_points, num_classes)) or options:
             raise ConfigError("this model is loaded already; pass its spec to rp.load to change it")
@@ -76,6 +80,34 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
     return backbone
+
+
+def from_config(fields: dict, **extra) -> Backbone:
+    """A model config as conf/model/<name>.yaml holds it: create_model's arguments for a registered family;
+    for family `module`, `target` names an importable callable that returns the nn.Module
+    (`package.module:function` or `package.module.Class`)."""
+    fields = {key: value for key, value in fields.items() if not key.startswith("_")}
+    if fields.get("family") != "module":
+        return create_model(**fields)
+    target = fields.pop("target", None)
+    if not target:
+        raise ConfigError("model=module needs model.target=<importable callable that returns the nn.Module>")
+    net = importable(target)()
+    extra = {key: value for key, value in extra.items() if value is not None}
+    return load(net, image_size=fields.get("image_size"), normalize=fields.get("normalize", "none"),
+                name=extra.get("name", fields.get("name")), probe_points=extra.get("probe_points",
+                                                                                  fields.get("probe_points")),
+                copy=False)
+
+
+def importable(target: str):
+    """`package.module:attribute` or `package.module.attribute`."""
+    module, _, attribute = target.partition(":") if ":" in target else target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"cannot import model.target={target} ({type(err).__name__}: {err}); give an importable "
+                          "callable that returns the nn.Module, e.g. my_package.models:build") from None
 
 
 def _fields(spec: str) -> dict:

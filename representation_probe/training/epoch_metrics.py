@@ -13,15 +13,16 @@ class EpochMetrics(L.Callback):
     (`stage`: fit, validate, test).
 
     Rewritten atomically at the end of each epoch, so a killed run keeps its curves; a resumed run
-    keeps the rows of the epochs before its checkpoint and writes the others anew.
+    keeps the rows of the epochs before its checkpoint and writes the others anew. Without a run
+    directory (a library call that writes nothing), the rows are kept in `rows` only.
     """
 
-    def __init__(self, run_dir: RunDir):
+    def __init__(self, run_dir: RunDir | None = None):
         self.run_dir = run_dir
         self.rows: list[dict] = []
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and self.run_dir is not None:
             self.rows = [row for row in self.run_dir.read_metrics() if row["epoch"] < trainer.current_epoch]
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -40,4 +41,5 @@ class EpochMetrics(L.Callback):
         metrics = {key: float(value) for key, value in sorted(trainer.callback_metrics.items())}
         self.rows.append(dict(stage=trainer.state.fn.value, epoch=trainer.current_epoch, step=trainer.global_step,
                               **metrics))
-        self.run_dir.write_metrics(self.rows)
+        if self.run_dir is not None:
+            self.run_dir.write_metrics(self.rows)
