@@ -21,11 +21,12 @@ def as_datamodule(data, image_size: int | None = None, **options) -> TrainValDat
     if isinstance(data, TrainValDataModule):
         return data
     if isinstance(data, Dataset):
+        if "_target_" in data.options:  # a composed config: complete as it is
+            return _built(dict(data.options))
         return as_datamodule(data.name, data.options.get("image_size", image_size),
                              **{k: v for k, v in data.options.items() if k != "image_size"})
     if isinstance(data, str):
         fields = presets.preset("dataset", data)
-        module, _, name = fields.pop("_target_").rpartition(".")
         if image_size is not None and "image_size" in fields:
             fields["image_size"] = image_size
         unknown = sorted(set(options) - set(fields))
@@ -34,13 +35,25 @@ def as_datamodule(data, image_size: int | None = None, **options) -> TrainValDat
         fields |= options
         if fields.get("root") == "???":
             raise ConfigError(f"the {data} dataset needs root=<its directory>")
-        return getattr(importlib.import_module(module), name)(**fields)
+        return _built(fields)
     if isinstance(data, torch.Tensor):
         return TensorDataModule(data, **options)
     if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
         return TensorDataModule(data[0], data[1], **options)
     raise ConfigError(f"data is a dataset name ({', '.join(presets.names('dataset'))}), a datamodule, an image "
                       f"tensor (N, 3, H, W) or (images, labels); got a {type(data).__name__}")
+
+
+def _built(fields: dict) -> TrainValDataModule:
+    """The datamodule class `_target_` names, built from the other fields."""
+    module, _, name = fields.pop("_target_").rpartition(".")
+    return getattr(importlib.import_module(module), name)(**fields)
+
+
+def data_name(data) -> str:
+    """What a study's rows call its data: the preset's name, else the datamodule's class."""
+    return data.name if isinstance(data, Dataset) else data if isinstance(data, str) else \
+        "tensors" if isinstance(data, (torch.Tensor, tuple, list)) else dataset_label(data)
 
 
 @dataclass(frozen=True)

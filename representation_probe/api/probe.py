@@ -1,0 +1,111 @@
+"""`rp.probe`: a linear classifier on each layer's frozen, pooled embedding; test accuracy per layer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from torch.utils.data import DataLoader, Dataset
+
+from representation_probe.api.data import as_datamodule, data_name
+from representation_probe.api.results import Result
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet
+from representation_probe.errors import ConfigError
+from representation_probe.models import cache_features
+from representation_probe.models.layers import select_layers
+from representation_probe.optimizers import optimizer_factory
+from representation_probe.probes import LinearProbes, PooledFeatures
+from representation_probe.rundir import RunDir
+from representation_probe.training.epoch_metrics import EpochMetrics
+from representation_probe.validation import positive_int
+
+
+@dataclass
+class Probing(Result):
+    """A row per layer: test `accuracy` of its linear head, the best validation accuracy and its epoch;
+    `probes` the trained heads."""
+
+    command = "probe"
+    metrics = ("accuracy", "val_acc")
+    conditions = ("pool",)
+
+    probes: LinearProbes | None = field(default=None, repr=False)
+
+    @property
+    def accuracy(self) -> dict[str, float]:
+        return {row["layer"]: row["accuracy"] for row in self.rows}
+
+
+def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool = True, batch_size: int = 256,
+          epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seed: int = 0,
+          trainer=None, callbacks=(), directory: str | Path | None = None, progress: Progress = False,
+          loggers=()) -> Probing:
+    """Train every layer's linear head at once on the train split, keep each head's best epoch by validation
+    accuracy, test once.
+
+    Args:
+        model: anything rp.load takes (a spec is built after seeding, as the CLI does), or a loaded model.
+        data: a labelled dataset with a test split: a preset name, rp.dataset(...), a datamodule, or
+            (images, labels) tensors.
+        layers: the layers to probe (names, indices, depths, modules); None: the probe points.
+        pool: spatial maps and tokens to vectors: mean, flatten, cls (a ViT's class token).
+        cache: pool every image's features once; epochs then skip the backbone (the same result).
+        epochs, patience: at most `epochs`, stopping when the mean validation accuracy has not risen for
+            `patience` epochs (None: never early); optimizer, lr: Adam 1e-2 on standardised features.
+        trainer, callbacks, directory, progress, loggers: as in rp.decode.
+    """
+    batch_size = positive_int("probe.batch_size", batch_size)
+    L.seed_everything(seed, workers=True, verbose=False)
+    datamodule = as_datamodule(data, getattr(model, "image_size", None))
+    datamodule.setup("fit")
+    splits: dict[str, Dataset] = dict(train=datamodule.train_set, val=datamodule.val_set,
+                                      test=datamodule.require_test_set())
+    backbone = as_model(model, splits["train"][0][0].shape[-1])
+    layers = select_layers(backbone, layers) if layers is not None else list(backbone.probe_points)
+    if not layers:
+        raise ConfigError(f"{backbone.name} has no probe points; name layers with probe.layers=[...]")
+    embed = PooledFeatures(backbone, layers, pool)
+    dims = [features.shape[1] for features in embed(splits["train"][0][0][None])]
+    # the heads first: caching draws from the global generator (DataLoader seeds), which must not move their init
+    module = LinearProbes(layers, dims, datamodule.num_classes, optimizer_factory(optimizer, lr),
+                          embed=None if cache else embed)
+    record = EpochMetrics(RunDir(directory) if directory is not None else None)
+    stop = [EarlyStopping(monitor="val/acc", mode="max", patience=patience)] if patience is not None else []
+    with quiet(not progress):
+        start = time.perf_counter()
+        if cache:  # one backbone pass per image; every epoch after reads the pooled features
+            splits = {name: cache_features(embed, part, datamodule.hparams.batch_size, datamodule.hparams.workers)
+                      for name, part in splits.items()}
+        workers = 0 if cache else datamodule.hparams.workers
+        loaders = {name: probe_loader(part, batch_size, shuffle=name == "train", seed=seed, workers=workers)
+                   for name, part in splits.items()}
+        fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, *stop, record],
+                           max_epochs=epochs, enable_checkpointing=False,
+                           **({"default_root_dir": str(directory)} if directory else {}))
+        fit.fit(module, loaders["train"], loaders["val"])
+        module.select_best()
+        fit.test(module, loaders["test"], verbose=False)
+        seconds = time.perf_counter() - start
+    depth = backbone.probe_points
+    rows = [dict(command="probe", model=backbone.name, weights=backbone.weights, dataset=data_name(data),
+                 layer=layer, relative_depth=depth.get(layer), accuracy=module.results["test"][i],
+                 val_acc=module.best[i][0], best_epoch=module.best[i][1], features=dims[i], pool=pool,
+                 classes=datamodule.num_classes, seed=seed, epochs=fit.current_epoch, cached=bool(cache),
+                 seconds=round(seconds, 3))
+            for i, layer in enumerate(layers)]
+    arguments = dict(model=backbone.name, weights=backbone.weights, data=data_name(data), layers=layers, pool=pool,
+                     epochs=epochs, patience=patience, seed=seed)
+    return Probing(rows=rows if fit.is_global_zero else [], history_rows=record.rows, config=arguments,
+                   probes=module)
+
+
+def probe_loader(data: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int) -> DataLoader:
+    """Training batches in an order drawn from `seed` alone (cached or not, the same batches), the last
+    incomplete one dropped (BatchNorm needs two samples); evaluation in order, every sample kept."""
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(data) > batch_size,
+                      generator=generator, num_workers=workers, persistent_workers=workers > 0)
