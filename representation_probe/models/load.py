@@ -87,13 +87,17 @@ def from_config(fields: dict, **extra) -> Backbone:
     for family `module`, `target` names an importable callable that returns the nn.Module
     (`package.module:function` or `package.module.Class`)."""
     fields = {key: value for key, value in fields.items() if not key.startswith("_")}
+    extra = {key: value for key, value in extra.items() if value is not None}
     if fields.get("family") != "module":
-        return create_model(**fields)
+        backbone = create_model(**fields)
+        backbone.name = extra.get("name", backbone.name)
+        if "probe_points" in extra:
+            backbone.points = _named(backbone, extra["probe_points"])
+        return backbone
     target = fields.pop("target", None)
     if not target:
         raise ConfigError("model=module needs model.target=<importable callable that returns the nn.Module>")
     net = importable(target)()
-    extra = {key: value for key, value in extra.items() if value is not None}
     return load(net, image_size=fields.get("image_size"), normalize=fields.get("normalize", "none"),
                 name=extra.get("name", fields.get("name")), probe_points=extra.get("probe_points",
                                                                                   fields.get("probe_points")),
