@@ -64,7 +64,7 @@ class Dataset:
     options: dict = field(default_factory=dict)
 
 
-def dataset(name: str, **options) -> Dataset:
+def dataset(name: str, /, **options) -> Dataset:
     """rp.dataset("patches", count=500): a preset of conf/dataset with some settings changed."""
     return Dataset(name, options)
 
