@@ -7,11 +7,10 @@ import pytest
 
 from .conftest import cli, error_lines
 
-TINY = ["model=resnet10", "dataset.image_size=16", "images=[chelsea]",
-        "data=['dataset.workers=0','dataset.count=96','dataset.val_count=32','dataset.batch_size=32']",
-        "studies.invert=['inversion.steps=5']",
-        "studies.decode=['trainer.max_epochs=1','decode.colour_images=0','decode.inversion=null']",
-        "studies.probe=['trainer.max_epochs=2']", "studies.similarity=['metric=[cka]','dataset.count=64']",
+TINY = ["model=resnet10", "dataset.image_size=16", "images=[chelsea]", "dataset.count=96", "dataset.val_count=32",
+        "dataset.batch_size=32", "studies.invert.steps=5", "studies.decode.epochs=1",
+        "studies.decode.data.count=96", "studies.decode.data.val_count=32", "studies.probe.epochs=2",
+        "studies.similarity.data.count=64", "studies.similarity.data.val_count=64",
         "training.patches=['dataset=patches','trainer.max_epochs=1']"]
 COLUMNS = ["inversion_psnr", "inversion_m_g_over_m_s", "decoder_psnr", "probe_accuracy", "cka_vs_pixels", "cka_step"]
 

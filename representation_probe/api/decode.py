@@ -16,7 +16,7 @@ from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet
+from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet
 from representation_probe.decoders import MODES, DecoderModule, evaluate
 from representation_probe.decoders import cache as embedding_cache
 from representation_probe.decoders.evaluate import HELD_OUT
@@ -127,7 +127,7 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
     record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")
     with quiet(not progress):
         fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
-                           max_epochs=epochs, **({"default_root_dir": str(directory)} if directory else {}))
+                           max_epochs=epochs, **checkpointing(callbacks, directory))
         datamodule.trainer = fit  # the training batches of this rank (DDP)
         cached = embedding_cache.use_cache(cache, datamodule, module, len(train_set) + len(val_set), fit.num_devices,
                                         dtype, cache_limit_gb)

@@ -69,3 +69,12 @@ def quiet(enabled: bool = True) -> Iterator[None]:
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+def checkpointing(callbacks, directory) -> dict:
+    """Trainer arguments: checkpoints only where the caller passes checkpoint callbacks (the CLI, into its run
+    directory): Lightning would otherwise write its own into the working directory."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    wanted = any(isinstance(callback, ModelCheckpoint) for callback in callbacks)
+    return dict(enable_checkpointing=wanted, **({"default_root_dir": str(directory)} if directory else {}))

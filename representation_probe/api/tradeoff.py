@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, make_trainer, quiet
+from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet
 from representation_probe.errors import ConfigError
 from representation_probe.optimizers import optimizer_factory
 from representation_probe.rundir import Run, RunDir, read_png, write_png
@@ -76,7 +76,7 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
     with quiet(not progress):
         fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
                            max_epochs=-1, max_steps=max_steps, check_val_every_n_epoch=None,
-                           val_check_interval=val_every, **({"default_root_dir": str(directory)} if directory else {}))
+                           val_check_interval=val_every, **checkpointing(callbacks, directory))
         start = time.perf_counter()
         fit.fit(module, datamodule=datamodule, ckpt_path=resume)
         checkpoint = (fit.checkpoint_callback.best_model_path if fit.checkpoint_callback else "") or None

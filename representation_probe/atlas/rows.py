@@ -5,7 +5,6 @@ from __future__ import annotations
 from statistics import mean
 
 from representation_probe.decoders.evaluate import HELD_OUT
-from representation_probe.rundir import Run
 
 # atlas column -> (study, summary key); inversion values are averaged over the evaluation images
 COLUMNS = {"inversion_psnr": ("invert", "psnr"), "inversion_m_g_over_m_s": ("invert", "m_g_over_m_s"),
@@ -14,10 +13,11 @@ COLUMNS = {"inversion_psnr": ("invert", "psnr"), "inversion_m_g_over_m_s": ("inv
            "cka_vs_pixels": ("similarity", "cka_vs_pixels"), "cka_step": ("similarity", "cka_step")}
 
 
-def layer_rows(runs: dict[str, Run], weights: str, label: str) -> list[dict]:
+def layer_rows(summaries: dict[str, list[dict]], paths: dict[str, str | None], weights: str,
+               label: str) -> list[dict]:
     """One row per probe point: its relative depth and each study's number (None where a study is
-    missing), plus the run directories it came from."""
-    by_study = {study: _rows(run, study, weights) for study, run in runs.items()}
+    missing), plus the run directories it came from (`paths`, by study)."""
+    by_study = {study: _rows(rows, study, weights) for study, rows in summaries.items()}
     depth: dict[str, float] = {}
     for rows in by_study.values():
         for row in rows:
@@ -29,15 +29,14 @@ def layer_rows(runs: dict[str, Run], weights: str, label: str) -> list[dict]:
         for column, (study, key) in COLUMNS.items():
             values = [r[key] for r in by_study.get(study, []) if r["layer"] == layer and r.get(key) is not None]
             row[column] = mean(values) if values else None
-        row["runs"] = {study: str(run.path) for study, run in runs.items()}
+        row["runs"] = dict(paths)
         out.append(row)
     return out
 
 
-def _rows(run: Run, study: str, weights: str) -> list[dict]:
+def _rows(rows: list[dict], study: str, weights: str) -> list[dict]:
     """The summary rows of a study run that speak of `weights` (a similarity run holds several weights;
     a decode run, held-out rows beside per-image ones)."""
-    rows = run.summaries
     if study == "similarity":
         rows = [r for r in rows if str(r.get("weights")) == weights]
     if study == "decode":

@@ -62,7 +62,7 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
         return _from_module(AutoModel.from_config(spec), image_size, normalize, name, probe_points, copy=False)
     if not isinstance(spec, str):
         raise ConfigError(f"rp.load takes {FORMS.format('resnet50, vit_tiny, mlp, ...')}; got a {type(spec).__name__}")
-    fields = _fields(spec)
+    fields = model_config(spec)
     if weights is not None:
         fields["weights"] = weights
     if image_size is not None:
@@ -114,7 +114,7 @@ def importable(target: str):
                           "callable that returns the nn.Module, e.g. my_package.models:build") from None
 
 
-def _fields(spec: str) -> dict:
+def model_config(spec: str) -> dict:
     """create_model's arguments for a preset or a '<source>/<name>' spec."""
     source, _, rest = spec.partition("/")
     if source in SOURCES and rest:

@@ -1,0 +1,164 @@
+"""`rp.atlas`: every study of every probe point of one model, per weights, side by side on the relative-depth
+axis; each study saved as a run directory of its own, and found again instead of run twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from representation_probe.api.data import Dataset, as_datamodule, data_name
+from representation_probe.api.decode import decode
+from representation_probe.api.invert import PROBE_POINTS, invert
+from representation_probe.api.probe import probe
+from representation_probe.api.results import Result, open as open_run
+from representation_probe.api.similarity import similarity
+from representation_probe.atlas.rows import layer_rows
+from representation_probe.errors import ConfigError
+from representation_probe.models.load import load, model_config
+from representation_probe.reporting import atlas as figures
+from representation_probe.reporting import write_report
+from representation_probe.reporting.labels import weights_label
+from representation_probe.rundir import RunDir, find_runs, write_atomic, write_csv
+
+log = logging.getLogger(__name__)
+STUDIES = ("invert", "decode", "probe", "similarity")
+DEFAULT_STUDIES = dict(invert=dict(steps=200), decode=dict(epochs=8, colour_images=0, inversion=None),
+                       probe={}, similarity=dict(metrics=["cka"]))
+
+
+@dataclass
+class Atlas(Result):
+    """A row per probe point and weights: relative depth, inversion PSNR and m_g/m_s, decoder PSNR and SSIM,
+    probe accuracy, CKA to the pixels and to the layer before; `studies[(study, label)]` their results."""
+
+    command = "atlas"
+    metrics = ("inversion_psnr", "inversion_m_g_over_m_s", "inversion_m_i", "decoder_psnr", "decoder_ssim",
+               "colour_kept", "probe_accuracy", "cka_vs_pixels", "cka_step")
+    conditions = ("label",)
+
+    studies: dict[tuple[str, str], Result] = field(default_factory=dict, repr=False)
+
+    def _write(self, run_dir: RunDir) -> None:
+        write_csv(run_dir.table("atlas"), [{k: v for k, v in row.items() if k != "runs"} for row in self.rows])
+        write_atomic(run_dir.figure("atlas"), figures.by_depth(self.rows, self.rows[0]["model"]))
+
+    def save(self, directory, config=None) -> Path:
+        """The atlas's files and report.html (its studies are saved where `atlas(directory=...)` ran them)."""
+        path = super().save(directory, config)
+        write_report([path], path)
+        return path
+
+
+def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seed: int = 0,
+          image_size: int | None = None, name: str | None = None, studies: Mapping | None = None,
+          directory: str | Path | None = None, reuse=()) -> Atlas:
+    """Invert, decode, probe and compare (CKA) every probe point of `model` with each `weights` entry.
+
+    Args:
+        model: a preset or '<source>/<name>' spec, or a model config mapping (weights vary, so not a module).
+        weights: none, imagenet or checkpoint files; labels: their names in the rows (default: from weights).
+        data: the dataset for decoders, probes and similarity (a preset name or rp.dataset(...)).
+        images: inverted, and scored by the decoders (never trained on).
+        studies: study -> its keyword arguments (rp.invert, rp.decode, rp.probe, rp.similarity; `data`: settings
+            of the dataset for that study); a study mapped to None is left out. Default: DEFAULT_STUDIES.
+        directory: where each study's run directory goes (<study>/<label>); finished ones found there or
+            under `reuse` with the same request are read back instead of run again. None: nothing written.
+    """
+    studies = dict(DEFAULT_STUDIES if studies is None else studies)
+    unknown = sorted(set(studies) - set(STUDIES))
+    if unknown:
+        raise ConfigError(f"unknown atlas study {', '.join(unknown)}; studies: {', '.join(STUDIES)}")
+    studies = {study: dict(kwargs or {}) for study, kwargs in studies.items() if kwargs is not None}
+    if not studies:
+        raise ConfigError(f"the atlas has no study with probe points to show: keep at least one of {', '.join(STUDIES)}")
+    weights = [str(w) for w in weights]
+    name = name or (model if isinstance(model, str) else dict(model).get("name", "model"))
+    labels = list(labels) if labels is not None else [f"{name} {weights_label(w)}" for w in weights]
+    size = image_size or as_datamodule(data).hparams.get("image_size")
+    runner = _Runner(directory, reuse)
+    spec = dict(model=_plain(model), image_size=size, seed=seed, data=_plain(data))
+    result = Atlas(rows=[], config=dict(spec, weights=weights, labels=labels, images=list(images), studies=studies))
+    shared = None
+    if "similarity" in studies:
+        kwargs = dict(studies["similarity"])
+        part = _data(data, kwargs.pop("data", None))
+        shared = runner.get("similarity", "similarity", dict(spec, weights=weights, kwargs=studies["similarity"]),
+                            lambda: similarity([load(_config(model, w, size), name=name) for w in weights], part,
+                                               **kwargs))
+    for w, label in zip(weights, labels):
+        config = _config(model, w, size)  # decode and probe build it after seeding, as their commands do
+        calls = dict(invert=lambda kw: invert(load(config), list(images), PROBE_POINTS, seeds=seed, **kw),
+                     decode=lambda kw: decode(config, _data(data, kw.pop("data", None)), eval_images=list(images),
+                                              seed=seed, **kw),
+                     probe=lambda kw: probe(config, _data(data, kw.pop("data", None)), seed=seed, **kw))
+        done = {study: runner.get(study, f"{study}/{_slug(label)}", dict(spec, weights=w, images=list(images),
+                                                                          kwargs=studies[study]),
+                                  lambda call=call, kw=studies[study]: call(dict(kw)))
+                for study, call in calls.items() if study in studies}
+        if shared is not None:
+            done["similarity"] = shared
+        result.studies |= {(study, label): found for study, (found, _) in done.items()}
+        paths = {study: path for study, (_, path) in done.items()}
+        rows = {study: found.rows for study, (found, _) in done.items()}
+        result.rows += [dict(row, model=name) for row in layer_rows(rows, paths, w, label)]
+    if directory is not None:
+        result.save(directory)
+    return result
+
+
+class _Runner:
+    """A study's finished run with the same request (its config.yaml) under the roots, or a new run, saved
+    under `directory` when one is given."""
+
+    def __init__(self, directory, reuse):
+        self.directory = Path(directory) if directory is not None else None
+        roots = [root for root in (self.directory, *map(Path, reuse)) if root is not None and root.is_dir()]
+        self.finished = [run for run in find_runs(roots) if run.status == "done"] if roots else []
+
+    def get(self, study: str, where: str, request: dict, run) -> tuple[Result, str | None]:
+        request = yaml.safe_load(yaml.safe_dump(dict(request, study=study)))  # as config.yaml holds it
+        for found in self.finished:
+            if found.command == study and found.config == request:
+                log.info("reusing %s for %s", found.path, where)
+                return open_run(found.path), str(found.path)
+        log.info("running: %s", where)
+        result = run()
+        if self.directory is None:
+            return result, None
+        path = result.save(self.directory / where, config=request)
+        return result, str(path)
+
+
+def _config(model, weights: str, size: int) -> dict:
+    """The model config (create_model's arguments) of `model` with these weights and image size."""
+    if isinstance(model, str):
+        model = model_config(model)
+    if not isinstance(model, Mapping):
+        raise ConfigError("the atlas varies the weights: give the model as a spec ('resnet18', 'timm/...') or a "
+                          "model config, not a loaded module")
+    return dict(model, weights=weights, image_size=size)
+
+
+def _data(data, settings: Mapping | None):
+    """The atlas's dataset with a study's own settings on top."""
+    if not settings:
+        return data
+    if isinstance(data, Dataset):
+        return Dataset(data.name, {**data.options, **settings})
+    if isinstance(data, str):
+        return Dataset(data, dict(settings))
+    raise ConfigError("a study's own data settings need the data as a preset name or rp.dataset(...)")
+
+
+def _plain(value):
+    if isinstance(value, Dataset):
+        return dict(name=value.name, **value.options)
+    return value if isinstance(value, (str, dict)) else data_name(value)
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
