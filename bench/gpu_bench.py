@@ -51,11 +51,13 @@ def trainer_overrides(device: str) -> list[str]:
 
 def inversion(device: str, size: int, batch: int, steps: int, precision: str) -> tuple[float, float]:
     """(steps/s in steady state, GFLOP per step) of `invert` on `batch` images at each of the five layers."""
-    from hydra.utils import instantiate
     from lightning.pytorch.callbacks import Callback
 
-    from representation_probe.data import load_targets
-    from representation_probe.inversion.fit import fit_inversion
+    from representation_probe.cli.shell import arguments, trainer_factory
+    from representation_probe.data import load_target
+    from representation_probe.inversion import InversionModule, Sample
+    from representation_probe.models import LayerEmbedder
+    from representation_probe.models.load import load
     from timing import compose_invert, flops
 
     class Steady(Callback):
@@ -73,8 +75,12 @@ def inversion(device: str, size: int, batch: int, steps: int, precision: str) ->
                                  f"layer=[{','.join(LAYERS)}]", f"seed=[{','.join(map(str, range(batch)))}]",
                                  f"inversion.steps={steps}", "logger=csv", "+trainer.enable_progress_bar=false"], out_dir)
     clock = Steady()
-    module, _, _ = fit_inversion(cfg.inversion, cfg.trainer, instantiate(cfg.model), LAYERS,
-                                 load_targets(["chelsea"], size), list(range(batch)), callbacks=[clock])
+    samples = [Sample(layer, "chelsea", seed) for layer in LAYERS for seed in range(batch)]
+    module = InversionModule(LayerEmbedder(load(arguments(cfg.model)), LAYERS),
+                             load_target("chelsea", size).expand(len(samples), -1, -1, -1).clone(), samples,
+                             **arguments(cfg.inversion))
+    trainer_factory(cfg.trainer)(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                                 num_sanity_val_steps=0, callbacks=[clock]).fit(module)
     rate = (steps - clock.first) / (clock.end - clock.start)
 
     def step():

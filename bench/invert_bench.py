@@ -27,13 +27,14 @@ from pathlib import Path
 import torch
 import torchvision
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 
 import author_loop
+from representation_probe.cli.shell import arguments
 from representation_probe.commands import invert
 from representation_probe.data import load_target
-from representation_probe.inversion import Sample
+from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
+from representation_probe.models.load import load
 from timing import best_time, compose_invert, cpu_matmul_peaks, flops, timed
 
 SIZE, IMAGE = 299, "chelsea"
@@ -86,9 +87,9 @@ def our_step(precision: str):
     with tempfile.TemporaryDirectory() as out_dir:
         task_cfg, _ = compose_invert(overrides(50, precision), out_dir)
     samples = [Sample(layer, IMAGE, 0) for layer in LAYERS]
-    module = instantiate(task_cfg.inversion, _partial_=True)(
-        embedder=LayerEmbedder(instantiate(task_cfg.model), LAYERS),
-        targets=load_target(IMAGE, SIZE).expand(len(samples), -1, -1, -1).clone(), samples=samples)
+    module = InversionModule(embedder=LayerEmbedder(load(arguments(task_cfg.model)), LAYERS),
+                             targets=load_target(IMAGE, SIZE).expand(len(samples), -1, -1, -1).clone(),
+                             samples=samples, **arguments(task_cfg.inversion))
     module.on_fit_start()  # the target embeddings
 
     def step():

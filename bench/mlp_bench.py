@@ -25,11 +25,14 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 
+from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
+from representation_probe.cli.shell import arguments
 from representation_probe.data import load_target
-from representation_probe.inversion import Sample
+from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
+from representation_probe.models.load import load
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from representation_probe.presets import CONF  # noqa: E402
 WARMUP = 50
 MODELS = {  # label -> overrides of conf/model/mlp.yaml
     "widths=[1000] (Fig. 6/7, smallest)": ["model.widths=[1000]"],
@@ -57,10 +60,9 @@ class SteadyClock(Callback):
 
 def ours(cfg, backbone, target, progress_bar: bool, steps_per_batch: int | None = None) -> tuple[float, float]:
     """(steady steps/s, end-to-end steps/s) of the real module and Trainer, built as `invert` builds them."""
-    build = instantiate(cfg.inversion, _partial_=True, steps_per_batch=steps_per_batch)
-    module = build(
-        embedder=LayerEmbedder(backbone, [backbone.default_layer]), targets=target[None],
-        samples=[Sample(backbone.default_layer, "chelsea", 0)])
+    module = InversionModule(embedder=LayerEmbedder(backbone, [backbone.default_layer]), targets=target[None],
+                             samples=[Sample(backbone.default_layer, "chelsea", 0)],
+                             **arguments(cfg.inversion) | dict(steps_per_batch=steps_per_batch))
     clock = SteadyClock()
     trainer = instantiate(cfg.trainer, max_epochs=1, logger=False, enable_checkpointing=False,
                           enable_model_summary=False, num_sanity_val_steps=0, enable_progress_bar=progress_bar,
@@ -117,7 +119,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for label in args.models:
         cfg = compose_invert([*MODELS[label], f"inversion.steps={args.steps}"])
-        backbone = instantiate(cfg.model)
+        backbone = load(arguments(cfg.model))
         target = load_target("chelsea", cfg.model.image_size)
         runs = {"raw": [], "bar": [], "nobar": [], "one": []}
         for _ in range(args.repeats):  # alternate, so load changes on a shared machine hit all paths alike

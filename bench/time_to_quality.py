@@ -26,13 +26,14 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
 import author_loop
-from representation_probe.data import load_target, load_targets
-from representation_probe.inversion.fit import fit_inversion
+from representation_probe.api import invert
+from representation_probe.cli.shell import arguments, trainer_factory
+from representation_probe.data import load_target
+from representation_probe.models.load import load
 from representation_probe.reporting.figures import plt, png
 from timing import CONF, compose_invert
 
@@ -72,10 +73,9 @@ def ours(size: int, precision: str, cap: int, threshold: float) -> tuple[list[tu
                                  f"image=[{','.join(IMAGES)}]", f"inversion.steps={cap}", "logger=csv",
                                  f"trainer.precision={precision}"], out_dir)
     clock = Clock(start, threshold)
-    backbone = instantiate(cfg.model)
-    module, _, _ = fit_inversion(cfg.inversion, cfg.trainer, backbone, LAYERS, load_targets(IMAGES, size), [0],
-                                 callbacks=[clock])
-    return clock.points, [s.layer for s in module.samples]
+    result = invert(load(arguments(cfg.model)), IMAGES, LAYERS, seeds=[0], **arguments(cfg.inversion),
+                    trainer=trainer_factory(cfg.trainer), callbacks=[clock])
+    return clock.points, [row["layer"] for row in result.rows]
 
 
 def baseline(size: int, eps: dict, cap: int, threshold: float) -> list[dict]:

@@ -12,7 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
+from representation_probe.presets import CONF
 
 
 def compose_invert(overrides: list[str], out_dir: str):

@@ -23,6 +23,7 @@ from representation_probe import commands
 from representation_probe.cli.shell import arguments
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
+from representation_probe.models.load import load
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))  # the commands
@@ -41,7 +42,7 @@ def compose_config(config_name: str, overrides: list[str] = (), hydra: bool = Fa
 def build_model(name: str = "resnet18", image_size: int = 32, *overrides: str) -> Backbone:
     """A backbone built from conf/model/<name>.yaml."""
     cfg = compose_config("invert", [f"model={name}", f"model.image_size={image_size}", *overrides])
-    return instantiate(cfg.model)
+    return load(arguments(cfg.model))
 
 
 def run_inversion(backbone: Backbone, targets: torch.Tensor, samples: list[Sample], *overrides: str,

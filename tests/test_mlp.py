@@ -10,6 +10,8 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from representation_probe import ConfigError
+from representation_probe.cli.shell import arguments
+from representation_probe.models.load import load
 from representation_probe.data import load_target
 from representation_probe.inversion import Sample
 from representation_probe.inversion import exact
@@ -257,7 +259,7 @@ def test_experiment_configs_build_their_model_for_every_swept_value(command, exp
     sweeps = parser.parse_overrides([f"{key}={value}" for key, value in (cfg.hydra.sweeper.params or {}).items()])
     variants = [[f"{s.key_or_group}={value}"] for s in sweeps for value in s.sweep_string_iterator()] or [[]]
     for variant in variants:
-        backbone = instantiate(compose_config(command, [f"experiment={experiment}", *variant]).model)
+        backbone = load(arguments(compose_config(command, [f"experiment={experiment}", *variant]).model))
         assert backbone.family.name == "mlp" and backbone.probe_points
 
 

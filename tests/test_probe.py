@@ -87,8 +87,7 @@ def test_a_resnet_probe_reads_its_probe_points_or_named_layers(hydra_job):
 
 
 def test_bad_probe_input_is_one_line(run_main):
-    for overrides, words in [(["probe.layers=[conv9]"], "unknown layer 'conv9'"), (["probe.pool=max"], "unknown pool"),
-                             (["model=tradeoff_fc_small"], "tradeoff command only")]:
+    for overrides, words in [(["probe.layers=[conv9]"], "unknown layer 'conv9'"), (["probe.pool=max"], "unknown pool")]:
         result = run_main("probe", ["model=resnet10", "logger=csv", "dataset.count=8", "dataset.val_count=4",
                                     "dataset.test_count=4", "dataset.image_size=16", *overrides])
         assert result.code == 2 and words in result.err and len(error_lines(result.err)) == 1, result.err

@@ -33,7 +33,7 @@ def one_error_line(result) -> str:
 # ---- the command line: composition errors, report arguments, unwritable directories ----------------
 def test_an_unknown_model_is_one_line_with_the_models(run_cli, tmp_path):
     line = one_error_line(run_cli("invert", "model=resnet99", f"hydra.run.dir={tmp_path / 'run'}"))
-    assert line.startswith("unknown model 'resnet99'; allowed: mlp, resnet10, resnet101")
+    assert line.startswith("unknown model 'resnet99'; allowed: hf, mlp, module, resnet10, resnet101")
     assert "vit_tiny" in line and "search path" not in line
     assert not (tmp_path / "run").exists()  # nothing ran
 

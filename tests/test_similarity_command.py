@@ -166,7 +166,7 @@ def test_experiment_pairs_each_comparison_s_models_with_their_weights():
     (["metric=[ii]", "ii.k=0"], "ii.k must be an integer from 1 to"),
     (["model.image_size=16"], "every model must see the same images, 32 px (dataset.image_size): resnet18 16 px"),
     (["weights=[none,none,none]"], "weights has 3 entries for 2 models"),
-    (["models=[resnet18,resnet9000]"], "unknown model 'resnet9000'; models (conf/model/): mlp, resnet10"),
+    (["models=[resnet18,resnet9000]"], "unknown model 'resnet9000'; models (conf/model/): hf, mlp, module, resnet10"),
     (["cka.batch_size=5"], "cka.batch_size=5 must divide the 24 images"),
     (["pool=cls"], "pool=cls takes the class token of a token sequence"),
     (["memory_gb=0.00001"], "set cka.batch_size"),  # 10 KiB

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch.utils.data import SequentialSampler
 
 from representation_probe import ConfigError
+from representation_probe.cli.shell import arguments
 from representation_probe.data import DigitsDataModule, TorchvisionDataModule
 from representation_probe.rundir import read_run
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
@@ -88,21 +88,23 @@ def test_architectures_fit_any_input_and_mnist_gets_the_original_sizes(name, sha
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
-def test_each_architecture_has_its_model_config(name):
-    cfg = compose_config("tradeoff", [f"model={name}", "tradeoff.latent=3"])
-    net = instantiate(cfg.model, input_shape=(1, 8, 8), num_classes=10, latent=cfg.tradeoff.latent)
+def test_each_architecture_has_its_net_config(name):
+    cfg = compose_config("tradeoff", [f"net={name}", "tradeoff.latent=3"])
+    net = build_net(**arguments(cfg.net), input_shape=(1, 8, 8), num_classes=10, latent=cfg.tradeoff.latent)
     assert net.latent == 3 and net.classifier(net.encoder(torch.rand(2, 1, 8, 8))).shape == (2, 10)
-    assert sorted(p.stem for p in (CONF / "model").glob("tradeoff_*.yaml")) == sorted(ARCHITECTURES)
+    assert sorted(p.stem for p in (CONF / "net").glob("*.yaml")) == sorted(ARCHITECTURES)
 
 
-def test_trade_off_models_are_refused_elsewhere_and_registry_models_by_tradeoff(run_main):
-    for command, overrides in [("train", ["model=tradeoff_fc_small"]), ("tradeoff", ["model=resnet18"]),
-                               ("tradeoff", ["tradeoff.weight=1.5"]), ("tradeoff", ["+model.dropout=0.1"]),
-                               ("tradeoff", ["dataset=noise"])]:  # 224 px: far too wide a FC net
-        result = run_main(command, ["logger=csv", *overrides])
-        assert result.code == 2 and len(error_lines(result.err)) == 1, (command, overrides, result.err)
-    assert "tradeoff command only" in run_main("train", ["model=tradeoff_fc_small", "dataset=digits"]).err
-    assert "model.dropout is not an option" in run_main("tradeoff", ["+model.dropout=0.1"]).err
+def test_trade_off_nets_and_backbones_stay_in_their_groups_and_bad_settings_are_one_line(run_cli, run_main):
+    for command, overrides, words in [("train", ["model=tradeoff_fc_small"], "unknown model 'tradeoff_fc_small'"),
+                                      ("tradeoff", ["net=resnet18"], "unknown net 'resnet18'")]:
+        result = run_cli(command, "logger=csv", *overrides)  # refused while composing: no job starts
+        assert result.code == 2 and len(error_lines(result.err)) == 1 and words in result.err, result.err
+    for overrides, words in [(["tradeoff.weight=1.5"], "tradeoff.weight"),
+                             (["+net.dropout=0.1"], "net.dropout is not an option"),
+                             (["dataset=noise"], "weights")]:  # 224 px: far too wide a FC net
+        result = run_main("tradeoff", ["logger=csv", *overrides])
+        assert result.code == 2 and len(error_lines(result.err)) == 1 and words in result.err, (overrides, result.err)
 
 
 def test_digits_splits_are_disjoint_stratified_and_the_test_loader_keeps_every_image():
@@ -147,7 +149,7 @@ def test_mnist_reads_torchvision_files_and_names_what_is_missing(tmp_path):
 
 
 def test_missing_mnist_is_one_line_and_exit_2(run_main, tmp_path):
-    result = run_main("tradeoff", ["dataset=mnist", f"dataset.root={tmp_path}", "model=tradeoff_cnn_small",
+    result = run_main("tradeoff", ["dataset=mnist", f"dataset.root={tmp_path}", "net=tradeoff_cnn_small",
                                    "logger=csv"])
     assert result.code == 2
     (line,) = error_lines(result.err)

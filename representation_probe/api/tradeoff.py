@@ -64,7 +64,7 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
     weight = check_weight(weight)
     if isinstance(net, str):
         if net not in ARCHITECTURES:
-            raise ConfigError(f"tradeoff takes model={'|'.join(ARCHITECTURES)}, got model={net}")
+            raise ConfigError(f"unknown trade-off net '{net}'; allowed: {', '.join(ARCHITECTURES)}")
         net = partial(build_net, net)
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule = as_datamodule(data)

@@ -14,11 +14,12 @@ from hydra.errors import CompactHydraException, InstantiationException, MissingC
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
+from representation_probe import presets
 from representation_probe.errors import ConfigError
 from representation_probe.rundir import RunDir, find_runs
 
 log = logging.getLogger(__name__)
-CONF = Path(__file__).resolve().parents[2] / "conf"
 # Errors of the machine rather than of the code: the user fixes them (permissions, a full disk).
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 HYDRA_NOISE = ("full_key:", "object_type=", "reference_type=", "See https", "Config search path", "provider=")
@@ -40,7 +41,6 @@ def main(cfg: DictConfig) -> float | None:
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
-        _refuse_tradeoff_nets(command, cfg)
         return importlib.import_module(f"{__name__}.{command}").run(cfg)
     except Exception as err:
         line = user_error(err)
@@ -65,15 +65,6 @@ def main(cfg: DictConfig) -> float | None:
             wandb.finish()
 
 
-def _refuse_tradeoff_nets(command: str, cfg: DictConfig) -> None:
-    """conf/model/ holds the trade-off networks beside the backbones; only `tradeoff` builds them."""
-    target = str(OmegaConf.select(cfg, "model._target_", default=""))
-    if command != "tradeoff" and target.startswith("representation_probe.tradeoff"):
-        backbones = sorted(p.stem for p in (CONF / "model").glob("*.yaml") if not p.stem.startswith("tradeoff_"))
-        raise ConfigError(f"model={cfg.model.name} is a trade-off network, for the tradeoff command only; "
-                          f"{command} takes a backbone: {', '.join(backbones)}")
-
-
 def user_error(err: BaseException) -> str | None:
     """The one line for an error the user fixes (bad input, an unknown config, a bad override, an
     unwritable directory), or None for a bug. Looks behind the exceptions that wrap a ConfigError
@@ -88,8 +79,7 @@ def user_error(err: BaseException) -> str | None:
             return f"cannot {verb} {cause.filename or 'a file'}: {cause.strerror}"
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:  # model=resnet99
         group, _, name = err.missing_cfg_file.rpartition("/")
-        options = err.options or sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-        return f"unknown {group} '{name}'; allowed: {', '.join(options)}"
+        return f"unknown {group} '{name}'; allowed: {', '.join(presets.names(group))}"
     if isinstance(err, OverrideParseException):  # seed=[1,
         return f"cannot parse the override {err.override!r}: {str(err).splitlines()[0]} (Hydra's override grammar)"
     if isinstance(err, InstantiationException) and not isinstance(err.__cause__, (TypeError, ImportError)):

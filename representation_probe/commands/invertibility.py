@@ -7,13 +7,14 @@ import math
 import time
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe.cli.shell import arguments
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.invertibility import Study, study
 from representation_probe.loggers import build_loggers
+from representation_probe.models.load import load
 from representation_probe.reporting import invertibility as figures
 from representation_probe.rundir import RunDir, write_atomic, write_csv, write_png
 from representation_probe.validation import as_list, positive_int
@@ -26,7 +27,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = RunDir.current()
     positive_int("model.image_size", cfg.model.image_size)
     positive_int("random_inputs.count", cfg.random_inputs.count)
-    backbone = instantiate(cfg.model)
+    backbone = load(arguments(cfg.model))
     if backbone.family.name != "mlp":
         raise ConfigError(f"invertibility studies MLPs (model=mlp); {backbone.name} is a {backbone.family.name} "
                           "model, whose convolutions, pooling and residual sums are not inverted layer by layer here")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe.cli.shell import arguments
+from representation_probe.models.load import load
 from representation_probe.reporting import kernel_panels
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir, write_atomic
@@ -14,7 +15,7 @@ from representation_probe.validation import as_list
 def run(cfg: DictConfig) -> None:
     run_dir = RunDir.current()
     weights = [str(w) for w in as_list(cfg.weights)]
-    panels = {weights_label(w): instantiate(cfg.model, weights=w).net for w in weights}
+    panels = {weights_label(w): load(arguments(cfg.model) | dict(weights=w)).net for w in weights}
     figure = run_dir.figure("kernels")
     write_atomic(figure, kernel_panels(panels))
     run_dir.write_config(cfg)

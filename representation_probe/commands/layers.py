@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe.cli.shell import arguments
 from representation_probe.models import layer_shapes
+from representation_probe.models.load import load
 
 
 def run(cfg: DictConfig) -> None:
-    backbone = instantiate(cfg.model)
+    backbone = load(arguments(cfg.model))
     shapes = layer_shapes(backbone)
     points = backbone.probe_points
     width = max(map(len, shapes))

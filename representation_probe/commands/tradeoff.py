@@ -11,10 +11,9 @@ from representation_probe.api.data import dataset
 from representation_probe.api.tradeoff import check_weight, tradeoff
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.commands import config_choice
-from representation_probe.errors import ConfigError
 from representation_probe.loggers import build_loggers
 from representation_probe.rundir import RunDir
-from representation_probe.tradeoff import ARCHITECTURES, build_net
+from representation_probe.tradeoff import build_net
 from representation_probe.training.checkpoints import build_callbacks, resume_path
 
 
@@ -22,13 +21,11 @@ def run(cfg: DictConfig) -> float:
     """Returns the selected step's validation objective w * MSE + (1 - w) * CE."""
     run_dir = RunDir.current()
     weight = check_weight(cfg.tradeoff.weight)
-    if cfg.model.get("name") not in ARCHITECTURES:
-        raise ConfigError(f"tradeoff takes model={'|'.join(ARCHITECTURES)}, got model={cfg.model.get('name')}")
     resume = resume_path(cfg.ckpt_path, run_dir)
-    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weight:{weight}", f"latent:{cfg.tradeoff.latent}",
+    loggers = build_loggers(cfg, tags=[cfg.net.name, f"weight:{weight}", f"latent:{cfg.tradeoff.latent}",
                                        "tradeoff"])
     result = tradeoff(dataset(config_choice("dataset"), **plain(cfg.dataset)), weight=weight,
-                      net=partial(build_net, **arguments(cfg.model)), latent=cfg.tradeoff.latent,
+                      net=partial(build_net, **arguments(cfg.net)), latent=cfg.tradeoff.latent,
                       max_steps=cfg.trainer.max_steps, val_every=cfg.trainer.val_check_interval,
                       optimizer=instantiate(cfg.optimizer), lr=None, seed=cfg.seed, trainer=trainer_factory(cfg.trainer),
                       callbacks=build_callbacks(cfg.get("callbacks") or {}, run_dir), resume=resume.path,

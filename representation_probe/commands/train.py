@@ -9,8 +9,10 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe.cli.shell import arguments
 from representation_probe.errors import ConfigError
 from representation_probe.loggers import build_loggers
+from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
 from representation_probe.reporting import kernel_panels
 from representation_probe.rundir import RunDir, write_atomic
@@ -30,7 +32,10 @@ def run(cfg: DictConfig) -> float:
     datamodule = instantiate(cfg.dataset)
     if hasattr(datamodule, "skipped_file"):  # image folders list the unreadable files they skip
         datamodule.skipped_file = run_dir.skipped_files
-    backbone = instantiate(cfg.model, num_classes=datamodule.num_classes)
+    if cfg.model.num_classes is not None:
+        raise ConfigError(f"train takes the head's size from the dataset ({datamodule.num_classes} classes); "
+                          f"remove model.num_classes={cfg.model.num_classes}")
+    backbone = load(arguments(cfg.model) | dict(num_classes=datamodule.num_classes))
     module = instantiate(cfg.classifier, net=backbone.net, num_classes=datamodule.num_classes,
                          normalize=backbone.normalize)
     if resume.checkpoint is not None:

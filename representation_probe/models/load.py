@@ -123,7 +123,8 @@ def model_config(spec: str) -> dict:
         family = source if source == "timm" else "resnet" if rest in resnet.NAMES else "vit" if rest in vit.NAMES \
             else "torchvision"
         return dict(family=family, name=rest)
-    backbones = [n for n in presets.names("model") if "family" in presets.preset("model", n)]
+    backbones = [n for n in presets.names("model") if "family" in (found := presets.preset("model", n))
+                 and "???" not in found.values()]  # not those that need a name or target
     if spec not in backbones:
         raise ConfigError(f"unknown model '{spec}'; rp.load takes {FORMS.format(', '.join(backbones))}")
     return {key: value for key, value in presets.preset("model", spec).items() if key != "_target_"}

@@ -16,8 +16,9 @@ HEAD_KEYS = ("fc.weight", "heads.head.weight", "head.weight", "head.fc.weight", 
 
 
 def is_named(weights: str) -> bool:
-    """'none', 'imagenet' or a torchvision version such as IMAGENET1K_V1; anything else is a file path."""
-    return weights in ("none", "imagenet") or weights.startswith("IMAGENET1K_")
+    """'none', 'imagenet', a torchvision version such as IMAGENET1K_V1, or 'pretrained' (a Hugging Face
+    model's own); anything else is a file path."""
+    return weights in ("none", "imagenet", "pretrained") or weights.startswith("IMAGENET1K_")
 
 
 def read_weights(path: str) -> dict:

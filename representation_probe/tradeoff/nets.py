@@ -138,25 +138,24 @@ ARCHITECTURES = {
 OPTIONS = {"tradeoff_cnn_small": ("dropout",), "tradeoff_cnn_large": ("dropout",)}
 
 
-def build_net(name: str, input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
-              latent: int | None = None, **options) -> TradeoffNet:
-    """The architecture `name` (conf/model/tradeoff_*.yaml) for inputs of `input_shape` (C, H, W).
+def build_net(name: str, input_shape: tuple[int, ...], num_classes: int, latent: int | None = None,
+              **options) -> TradeoffNet:
+    """The architecture `name` (conf/net/<name>.yaml) for inputs of `input_shape` (C, H, W).
 
     Args:
         name: one of ARCHITECTURES.
-        input_shape: set by the tradeoff command from the data; None means another command was given
-            a trade-off model, which is refused in one line.
+        input_shape: (C, H, W) of the data.
         num_classes: the classifier's outputs.
         latent: FC: the width of z; CNN: its channels. None: the original's (4; 16; 128).
-        options: the architecture's own (the CNNs' dropout).
+        options: the architecture's own (the CNNs' dropout); None: its default.
     """
-    if input_shape is None or name not in ARCHITECTURES:
-        raise ConfigError(f"model={name} is a trade-off architecture ({', '.join(ARCHITECTURES)}) for the "
-                          "tradeoff command only; other commands take a registry model (resnet18, vit_tiny, mlp, ...)")
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown trade-off net '{name}'; allowed: {', '.join(ARCHITECTURES)}")
+    options = {key: value for key, value in options.items() if value is not None}
     unknown = [key for key in options if key not in OPTIONS.get(name, ())]
     if unknown:
-        allowed = ", ".join(f"model.{key}" for key in OPTIONS.get(name, ())) or "none"
-        raise ConfigError(f"model.{unknown[0]} is not an option of {name} (its options: {allowed})")
+        allowed = ", ".join(f"net.{key}" for key in OPTIONS.get(name, ())) or "none"
+        raise ConfigError(f"net.{unknown[0]} is not an option of {name} (its options: {allowed})")
     if latent is not None:
         options["latent"] = positive_int("tradeoff.latent", latent)
     return ARCHITECTURES[name](tuple(input_shape), num_classes, **options)

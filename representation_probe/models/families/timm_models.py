@@ -20,6 +20,7 @@ class Timm(Family):
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int, **options) -> nn.Module:
         import timm
 
+        options = {key: value for key, value in options.items() if value is not None}  # null: timm's own
         names = timm.list_models()
         if name not in names:
             close = difflib.get_close_matches(name, names, n=8, cutoff=0.6)
