@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -31,8 +30,8 @@ from representation_probe.data import load_target
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
 from representation_probe.models.load import load
+from representation_probe.presets import CONF
 
-from representation_probe.presets import CONF  # noqa: E402
 WARMUP = 50
 MODELS = {  # label -> overrides of conf/model/mlp.yaml
     "widths=[1000] (Fig. 6/7, smallest)": ["model.widths=[1000]"],

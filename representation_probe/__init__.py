@@ -9,16 +9,32 @@ The library is imported on first use of one of its names, so that `python -m rep
 stays instant.
 """
 
+import importlib
+import sys
+import types
+
 from representation_probe.errors import ConfigError
 
-__all__ = ["ConfigError", "Inversion", "Result", "invert", "layers", "load", "metrics", "open"]
+LIBRARY = ("Atlas", "Comparison", "Decoding", "Features", "Inversion", "Model", "Probing", "Result", "Tradeoff",
+           "atlas", "dataset", "decode", "extract", "invert", "layers", "load", "open", "probe", "similarity",
+           "tradeoff")
+__all__ = ["ConfigError", "metrics", *LIBRARY]
 
 
-def __getattr__(name: str):
-    import importlib
+class _Package(types.ModuleType):
+    """rp.similarity, rp.tradeoff and rp.atlas are the library's functions, though subpackages of the same
+    names exist (`import representation_probe.similarity` still gives the package: imports go through
+    sys.modules, and Python's setattr of a loaded subpackage does not change what these names give)."""
 
-    if name == "metrics":
-        return importlib.import_module("representation_probe.metrics")
-    if name in __all__:
-        return getattr(importlib.import_module("representation_probe.api"), name)
-    raise AttributeError(f"module 'representation_probe' has no attribute {name!r}")
+    def __getattribute__(self, name: str):
+        if name in LIBRARY:
+            return getattr(importlib.import_module("representation_probe.api"), name)
+        return super().__getattribute__(name)
+
+    def __getattr__(self, name: str):
+        if name == "metrics":
+            return importlib.import_module("representation_probe.metrics")
+        raise AttributeError(f"module 'representation_probe' has no attribute {name!r}")
+
+
+sys.modules[__name__].__class__ = _Package

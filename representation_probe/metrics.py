@@ -1,14 +1,24 @@
-"""The paper's distances and the image scores, defined once for every study (paper sections 2-3).
+"""The paper's distances, the image scores and the representation similarities, as pure functions on
+tensors, defined once for every study (`rp.metrics`).
 
 With a the target image, a_g the generated one and O_l the forward map to layer l (L2 norms over
 flattened tensors): m_g = ||O_l(a_g) - O_l(a)||, m_i = ||a_g - a||, and for the reference shift
 a' = a + N(0, shift_std): m_s = ||O_l(a') - O_l(a)|| and m_i_ref = ||a' - a||.
+
+    rp.metrics.m_g(features_of_a_g, features_of_a)      # per sample; m_s: the same with a' for a_g
+    rp.metrics.cka(x, y)                                # linear CKA of (n, d1) and (n, d2) features
+    rp.metrics.mutual_knn(x, y, k=10); rp.metrics.information_imbalance(x, y, k=1)
 """
 
 from __future__ import annotations
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from representation_probe.similarity.cka import linear_cka as cka
+from representation_probe.similarity.neighbours import information_imbalance, mutual_knn
+
+__all__ = ["cka", "distance", "draws", "information_imbalance", "m_g", "m_i", "mutual_knn", "norm", "psnr", "ssim"]
 
 SSIM_WINDOW = 11  # torchmetrics' default Gaussian window, reflect-padded by 5 pixels
 MIN_SSIM_SIZE = SSIM_WINDOW // 2 + 1  # the smallest image side that padding allows
@@ -28,6 +38,17 @@ def distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-sample L2 distance over all but the first dimension: m_g and m_s on embeddings, m_i and
     m_i_ref on images."""
     return norm(x - y)
+
+
+def m_g(embeddings: torch.Tensor, target_embeddings: torch.Tensor) -> torch.Tensor:
+    """m_g per sample: ||O_l(a_g) - O_l(a)|| from the layer's outputs (B, ...) for a_g and for a (m_s: the
+    outputs for a' in place of a_g's)."""
+    return distance(embeddings, target_embeddings)
+
+
+def m_i(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """m_i per sample: ||a_g - a|| over the pixels (m_i_ref: a' in place of a_g)."""
+    return distance(images, targets)
 
 
 def norm(difference: torch.Tensor) -> torch.Tensor:

@@ -15,12 +15,12 @@ from representation_probe.api.decode import decode
 from representation_probe.api.invert import PROBE_POINTS, invert
 from representation_probe.api.probe import probe
 from representation_probe.api.results import Result, open as open_run
+from representation_probe.api.runtime import returns_memory
 from representation_probe.api.similarity import similarity
 from representation_probe.atlas.rows import layer_rows
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load, model_config
-from representation_probe.reporting import atlas as figures
-from representation_probe.reporting import write_report
+from representation_probe.reporting import atlas as figures, write_report
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir, find_runs, write_atomic, write_csv
 
@@ -53,6 +53,7 @@ class Atlas(Result):
         return path
 
 
+@returns_memory
 def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seed: int = 0,
           image_size: int | None = None, name: str | None = None, studies: Mapping | None = None,
           directory: str | Path | None = None, reuse=()) -> Atlas:
@@ -74,7 +75,8 @@ def atlas(model, *, weights=("none",), labels=None, data="patches", images=("che
         raise ConfigError(f"unknown atlas study {', '.join(unknown)}; studies: {', '.join(STUDIES)}")
     studies = {study: dict(kwargs or {}) for study, kwargs in studies.items() if kwargs is not None}
     if not studies:
-        raise ConfigError(f"the atlas has no study with probe points to show: keep at least one of {', '.join(STUDIES)}")
+        raise ConfigError("the atlas has no study with probe points to show: keep at least one of "
+                          f"{', '.join(STUDIES)}")
     weights = [str(w) for w in weights]
     name = name or (model if isinstance(model, str) else dict(model).get("name", "model"))
     labels = list(labels) if labels is not None else [f"{name} {weights_label(w)}" for w in weights]

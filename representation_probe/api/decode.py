@@ -16,9 +16,8 @@ from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet
-from representation_probe.decoders import MODES, DecoderModule, evaluate
-from representation_probe.decoders import cache as embedding_cache
+from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, returns_memory
+from representation_probe.decoders import MODES, DecoderModule, cache as embedding_cache, evaluate
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
 from representation_probe.models import FeatureExtractor
@@ -78,6 +77,7 @@ class Decoding(Result):
             write_atomic(run_dir.figure("colour"), figures.colour_grid(self.colour_examples, layers, model))
 
 
+@returns_memory
 def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: int = 10, optimizer="adam",
            lr: float | None = 1e-3, width: int = 64, min_width: int = 16, depth: int = 1, held_out: float = 0.5,
            colour_images: int = 8, eval_images=("chelsea", "astronaut"), inversion="run",
@@ -116,53 +116,55 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
     layers = select_layers(backbone, layers) if layers is not None else list(backbone.probe_points)
     if not layers:
         raise ConfigError(f"{backbone.name} has no probe points: pass decode.layers=[...] (see `layers model=...`)")
-    targets = as_images(eval_images, backbone.image_size) if eval_images else {}
+    none = eval_images is None or (isinstance(eval_images, (list, tuple, dict)) and not eval_images)
+    targets = {} if none else as_images(eval_images, backbone.image_size)
     # the decoders first: caching draws from the global generator (DataLoader seeds), which must not move their init
-    module = DecoderModule(FeatureExtractor(backbone, layers), optimizer_factory(optimizer, lr), mode=mode,
-                           width=width, min_width=min_width, depth=depth)
-    datamodule = as_datamodule(data, backbone.image_size)
-    datamodule.setup("fit")
-    train_set, val_set = datamodule.train_set, datamodule.val_set
-    selection, held = _split(len(val_set), held_out, seed)
-    record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")
-    with quiet(not progress):
-        fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
-                           max_epochs=epochs, **checkpointing(callbacks, directory))
-        datamodule.trainer = fit  # the training batches of this rank (DDP)
-        cached = embedding_cache.use_cache(cache, datamodule, module, len(train_set) + len(val_set), fit.num_devices,
-                                        dtype, cache_limit_gb)
-        start = time.perf_counter()
-        if cached:  # every DDP process holds them all: each epoch gives each rank another share of the indices
-            train_set, val_set = (embedding_cache.embed(module, part, datamodule.hparams.batch_size,
-                                                     datamodule.hparams.workers, fit.strategy.root_device, dtype)
-                                  for part in (train_set, val_set))
-        train = datamodule.epoch_loader(train_set, workers=0 if cached else datamodule.hparams.workers)
-        fit.fit(module, train, _loader(Subset(val_set, selection), datamodule), ckpt_path=resume)
-        seconds = time.perf_counter() - start
-    if not fit.is_global_zero:
-        return Decoding(rows=[])  # the other DDP ranks: rank 0 evaluates
-    best.restore(module)
-    module.cpu().eval()
-    module.features.cpu()
-    checkpoint = fit.checkpoint_callback.best_model_path if fit.checkpoint_callback else ""
-    common = dict(command="decode", model=backbone.name, weights=backbone.weights, mode=mode,
-                  dataset=dataset_label(datamodule), seed=seed, epochs=fit.current_epoch,
-                  best_checkpoint=checkpoint or None, cached=cached, cache_dtype=cache_dtype if cached else None,
-                  seconds=round(seconds, 3))
-    held_loader = _loader(Subset(val_set, held), datamodule)
-    rows = _held_out_rows(module, held_loader, _loader(train_set, datamodule), backbone, common)
-    cross = evaluate.cross(module, held_loader) if mode == "cross" else None
-    colour_rows, colour_examples = evaluate.colour_study(module, colour_images, seed) if colour_images else ([], {})
-    for row in rows:  # the mean share of a recolouring that survives, per layer
-        kept = [c["kept"] for c in colour_rows if c["layer"] == row["layer"] and c["condition"] != "grayscale"]
-        row["colour_kept"] = sum(kept) / len(kept) if kept else None
-    result = Decoding(rows=rows, history_rows=record.rows, decoders=module, targets=targets, cross=cross,
-                      colour_rows=colour_rows, colour_examples=colour_examples)
-    if targets:
-        if inverted is None and inversion == "run":
-            inverted = _inversion_rows(invert(backbone, targets, module.layers, seeds=[seed], trainer=trainer,
-                                              **(inversion_options or {})), shared=True)
-        _score_images(result, module, backbone, inverted, common)
+    with backbone.frozen():  # a user's own module: frozen for the call, then as it was
+        module = DecoderModule(FeatureExtractor(backbone, layers), optimizer_factory(optimizer, lr), mode=mode,
+                               width=width, min_width=min_width, depth=depth)
+        datamodule = as_datamodule(data, backbone.image_size)
+        datamodule.setup("fit")
+        train_set, val_set = datamodule.train_set, datamodule.val_set
+        selection, held = _split(len(val_set), held_out, seed)
+        record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")
+        with quiet(not progress):
+            fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
+                               max_epochs=epochs, **checkpointing(callbacks, directory))
+            datamodule.trainer = fit  # the training batches of this rank (DDP)
+            cached = embedding_cache.use_cache(cache, datamodule, module, len(train_set) + len(val_set),
+                                               fit.num_devices, dtype, cache_limit_gb)
+            start = time.perf_counter()
+            if cached:  # every DDP process holds them all: each epoch gives each rank another share of the indices
+                train_set, val_set = (embedding_cache.embed(module, part, datamodule.hparams.batch_size,
+                                                         datamodule.hparams.workers, fit.strategy.root_device, dtype)
+                                      for part in (train_set, val_set))
+            train = datamodule.epoch_loader(train_set, workers=0 if cached else datamodule.hparams.workers)
+            fit.fit(module, train, _loader(Subset(val_set, selection), datamodule), ckpt_path=resume)
+            seconds = time.perf_counter() - start
+        if not fit.is_global_zero:
+            return Decoding(rows=[])  # the other DDP ranks: rank 0 evaluates
+        best.restore(module)
+        module.cpu().eval()
+        module.features.cpu()
+        checkpoint = fit.checkpoint_callback.best_model_path if fit.checkpoint_callback else ""
+        common = dict(command="decode", model=backbone.name, weights=backbone.weights, mode=mode,
+                      dataset=dataset_label(datamodule), seed=seed, epochs=fit.current_epoch,
+                      best_checkpoint=checkpoint or None, cached=cached, cache_dtype=cache_dtype if cached else None,
+                      seconds=round(seconds, 3))
+        held_loader = _loader(Subset(val_set, held), datamodule)
+        rows = _held_out_rows(module, held_loader, _loader(train_set, datamodule), backbone, common)
+        cross = evaluate.cross(module, held_loader) if mode == "cross" else None
+        colour_rows, colour_examples = evaluate.colour_study(module, colour_images, seed) if colour_images else ([], {})
+        for row in rows:  # the mean share of a recolouring that survives, per layer
+            kept = [c["kept"] for c in colour_rows if c["layer"] == row["layer"] and c["condition"] != "grayscale"]
+            row["colour_kept"] = sum(kept) / len(kept) if kept else None
+        result = Decoding(rows=rows, history_rows=record.rows, decoders=module, targets=targets, cross=cross,
+                          colour_rows=colour_rows, colour_examples=colour_examples)
+        if targets:
+            if inverted is None and inversion == "run":
+                inverted = _inversion_rows(invert(backbone, targets, module.layers, seeds=[seed], trainer=trainer,
+                                                  **(inversion_options or {})), shared=True)
+            _score_images(result, module, backbone, inverted, common)
     result.config = dict(model=backbone.name, weights=backbone.weights, layers=module.layers, mode=mode,
                          epochs=epochs, held_out=held_out, seed=seed, dataset=common["dataset"])
     return result

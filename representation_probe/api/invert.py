@@ -11,7 +11,7 @@ import torch
 from representation_probe import metrics
 from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
@@ -66,6 +66,7 @@ class Inversion(Result):
                    shifted=stack([run.shifted(r["image"], r["seed"]) for r in rows]))
 
 
+@returns_memory
 def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, optimizer="adam",
            lr=(0.05, 0.0), blur_sigma=None, clamp: bool = False, loss: str = "l1", init_mean: float = 0.7,
            init_std: float = 0.05, shift_std: float = 0.05, record_every: int = 10, image_every: int = 100,
@@ -99,22 +100,23 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     layers = chosen_layers(backbone, layer)
     targets = as_images(images, backbone.image_size)
     samples = [Sample(name, image, seed) for name in layers for image in targets for seed in seeds]
-    module = InversionModule(
-        embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
-        targets=torch.stack([targets[s.image] for s in samples]), samples=samples, steps=steps,
-        optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
-        init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
-        eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch)
-    with quiet(not progress):
-        fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=callbacks, max_epochs=1,
-                           enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
-        start = time.perf_counter()
-        fit.fit(module)
-        seconds = time.perf_counter() - start
-    common = dict(command="invert", model=backbone.name, weights=backbone.weights, steps=steps, lr=_plain(lr),
-                  blur=_plain(blur_sigma), seconds=round(seconds, 3), diverged_at=module.diverged_at)
-    rows = [common | backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
-            for r in module.results()]
+    with backbone.frozen():  # a user's own module: frozen for the call, then as it was
+        module = InversionModule(
+            embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
+            targets=torch.stack([targets[s.image] for s in samples]), samples=samples, steps=steps,
+            optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
+            init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
+            eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch)
+        with quiet(not progress):
+            fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=callbacks, max_epochs=1,
+                               enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
+            start = time.perf_counter()
+            fit.fit(module)
+            seconds = time.perf_counter() - start
+        common = dict(command="invert", model=backbone.name, weights=backbone.weights, steps=steps, lr=_plain(lr),
+                      blur=_plain(blur_sigma), seconds=round(seconds, 3), diverged_at=module.diverged_at)
+        rows = [common | backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
+                for r in module.results()]
     arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
                      images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
                      blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,

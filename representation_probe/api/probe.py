@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.errors import ConfigError
 from representation_probe.models import cache_features
 from representation_probe.models.layers import select_layers
@@ -40,6 +40,7 @@ class Probing(Result):
         return {row["layer"]: row["accuracy"] for row in self.rows}
 
 
+@returns_memory
 def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool = True, batch_size: int = 256,
           epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seed: int = 0,
           trainer=None, callbacks=(), directory: str | Path | None = None, progress: Progress = False,
@@ -68,28 +69,29 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
     layers = select_layers(backbone, layers) if layers is not None else list(backbone.probe_points)
     if not layers:
         raise ConfigError(f"{backbone.name} has no probe points; name layers with probe.layers=[...]")
-    embed = PooledFeatures(backbone, layers, pool)
-    dims = [features.shape[1] for features in embed(splits["train"][0][0][None])]
-    # the heads first: caching draws from the global generator (DataLoader seeds), which must not move their init
-    module = LinearProbes(layers, dims, datamodule.num_classes, optimizer_factory(optimizer, lr),
-                          embed=None if cache else embed)
-    record = EpochMetrics(RunDir(directory) if directory is not None else None)
-    stop = [EarlyStopping(monitor="val/acc", mode="max", patience=patience)] if patience is not None else []
-    with quiet(not progress):
-        start = time.perf_counter()
-        if cache:  # one backbone pass per image; every epoch after reads the pooled features
-            splits = {name: cache_features(embed, part, datamodule.hparams.batch_size, datamodule.hparams.workers)
-                      for name, part in splits.items()}
-        workers = 0 if cache else datamodule.hparams.workers
-        loaders = {name: probe_loader(part, batch_size, shuffle=name == "train", seed=seed, workers=workers)
-                   for name, part in splits.items()}
-        fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, *stop, record],
-                           max_epochs=epochs, enable_checkpointing=False,
-                           **({"default_root_dir": str(directory)} if directory else {}))
-        fit.fit(module, loaders["train"], loaders["val"])
-        module.select_best()
-        fit.test(module, loaders["test"], verbose=False)
-        seconds = time.perf_counter() - start
+    with backbone.frozen():  # a user's own module: frozen for the call, then as it was
+        embed = PooledFeatures(backbone, layers, pool)
+        dims = [features.shape[1] for features in embed(splits["train"][0][0][None])]
+        # the heads first: caching draws from the global generator (DataLoader seeds), which must not move their init
+        module = LinearProbes(layers, dims, datamodule.num_classes, optimizer_factory(optimizer, lr),
+                              embed=None if cache else embed)
+        record = EpochMetrics(RunDir(directory) if directory is not None else None)
+        stop = [EarlyStopping(monitor="val/acc", mode="max", patience=patience)] if patience is not None else []
+        with quiet(not progress):
+            start = time.perf_counter()
+            if cache:  # one backbone pass per image; every epoch after reads the pooled features
+                splits = {name: cache_features(embed, part, datamodule.hparams.batch_size, datamodule.hparams.workers)
+                          for name, part in splits.items()}
+            workers = 0 if cache else datamodule.hparams.workers
+            loaders = {name: probe_loader(part, batch_size, shuffle=name == "train", seed=seed, workers=workers)
+                       for name, part in splits.items()}
+            fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, *stop, record],
+                               max_epochs=epochs, enable_checkpointing=False,
+                               **({"default_root_dir": str(directory)} if directory else {}))
+            fit.fit(module, loaders["train"], loaders["val"])
+            module.select_best()
+            fit.test(module, loaders["test"], verbose=False)
+            seconds = time.perf_counter() - start
     depth = backbone.probe_points
     rows = [dict(command="probe", model=backbone.name, weights=backbone.weights, dataset=data_name(data),
                  layer=layer, relative_depth=depth.get(layer), accuracy=module.results["test"][i],

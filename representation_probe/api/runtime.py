@@ -4,6 +4,9 @@ asked, and progress reported to a callback."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import gc
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -78,3 +81,32 @@ def checkpointing(callbacks, directory) -> dict:
 
     wanted = any(isinstance(callback, ModelCheckpoint) for callback in callbacks)
     return dict(enable_checkpointing=wanted, **({"default_root_dir": str(directory)} if directory else {}))
+
+
+def returns_memory(study):
+    """Give the memory a study used back to the system when it ends: its traced graphs hold BatchNorm-folded
+    copies of the weights in reference cycles, which Python's collector reaches late in a process with many
+    objects, and glibc keeps freed heap memory. Without this, each call added ~15 MB (ResNet18) to a
+    notebook's process, for good. Costs one full collection (~0.2 s with torch and transformers loaded)."""
+
+    @functools.wraps(study)
+    def wrapper(*args, **kwargs):
+        try:
+            return study(*args, **kwargs)
+        finally:
+            gc.collect()  # traced graphs hold their folded weights in reference cycles
+            if _LIBC is not None:
+                _LIBC.malloc_trim(0)
+
+    return wrapper
+
+
+def _glibc():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()

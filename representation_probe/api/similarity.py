@@ -3,6 +3,7 @@ one or more models, and of the pixels, on the same images; processing-step profi
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import as_model
+from representation_probe.api.runtime import as_model, returns_memory
 from representation_probe.errors import ConfigError
 from representation_probe.models import FeatureExtractor
 from representation_probe.reporting import similarity as figures
@@ -70,6 +71,7 @@ class Comparison(Result):
         return cls(rows=run.summaries, history_rows=run.metrics, config=run.config, similarity=found)
 
 
+@returns_memory
 def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: str = "mean", pixels: bool = True,
                debiased: bool = False, cka_batch_size: int | None = None, mknn_k: int = 10, ii_k: int = 1,
                memory_gb: float = 4.0, batch_size: int | None = None, spill: str | Path | None = None) -> Comparison:
@@ -102,22 +104,25 @@ def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: s
     if wrong:
         raise ConfigError(f"every model must see the same images, {size} px (dataset.image_size): {', '.join(wrong)}; "
                           "set model.image_size for all models or dataset.image_size")
-    extractors = [FeatureExtractor(b, list(b.probe_points)) for b in backbones]
-    labels = _labels([f"{b.name} {weights_label(b.weights)}" for b in backbones])
-    result = Similarity.over(labels, [b.probe_points for b in backbones], pixels)
-    dims = dimensions(extractors, size, pool, pixels)
-    if "cka" in metrics and cka_batch_size is None and gram_bytes(n, len(dims)) > memory_gb * GIB:
-        raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
-                          f"matrices (memory_gb={memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        on_disk = bytes_needed(n, dims) > memory_gb * GIB
-        loader = DataLoader(images, batch_size=cka_batch_size or batch_size or loading["batch_size"], shuffle=False,
-                            num_workers=loading["workers"])
-        matrices = measure(extractors, loader, n, metrics, how=pool, pixels=pixels,
-                           minibatch=cka_batch_size is not None, debiased=debiased, mknn_k=mknn_k, ii_k=ii_k,
-                           spill=(Path(spill) if spill else Path(scratch) / "features") if on_disk else None)
-    result.matrices = {metric: matrix.numpy() for metric, matrix in matrices.items()}
+    with contextlib.ExitStack() as stack:  # users' own modules: frozen for the call, then as they were
+        for backbone in backbones:
+            stack.enter_context(backbone.frozen())
+        extractors = [FeatureExtractor(b, list(b.probe_points)) for b in backbones]
+        labels = _labels([f"{b.name} {weights_label(b.weights)}" for b in backbones])
+        result = Similarity.over(labels, [b.probe_points for b in backbones], pixels)
+        dims = dimensions(extractors, size, pool, pixels)
+        if "cka" in metrics and cka_batch_size is None and gram_bytes(n, len(dims)) > memory_gb * GIB:
+            raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
+                              f"matrices (memory_gb={memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as scratch:
+            on_disk = bytes_needed(n, dims) > memory_gb * GIB
+            loader = DataLoader(images, batch_size=cka_batch_size or batch_size or loading["batch_size"], shuffle=False,
+                                num_workers=loading["workers"])
+            matrices = measure(extractors, loader, n, metrics, how=pool, pixels=pixels,
+                               minibatch=cka_batch_size is not None, debiased=debiased, mknn_k=mknn_k, ii_k=ii_k,
+                               spill=(Path(spill) if spill else Path(scratch) / "features") if on_disk else None)
+        result.matrices = {metric: matrix.numpy() for metric, matrix in matrices.items()}
     seconds = time.perf_counter() - start
     common = dict(command="similarity", images=n, pool=pool, **label_data, image_size=size,
                   file=RunDir("").similarity_file.name, seconds=round(seconds, 3))

@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet
+from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, returns_memory
 from representation_probe.errors import ConfigError
 from representation_probe.optimizers import optimizer_factory
 from representation_probe.rundir import Run, RunDir, read_png, write_png
@@ -45,6 +45,7 @@ class Tradeoff(Result):
                    reconstructions=read_png(run.reconstructions))
 
 
+@returns_memory
 def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", latent: int | None = None,
              max_steps: int = 1200, val_every: int = 30, optimizer="adam", lr: float | None = 1e-3, seed: int = 0,
              trainer=None, callbacks=(), resume=None, directory: str | Path | None = None,

@@ -30,7 +30,8 @@ def run(cfg: DictConfig) -> float:
     result.save(run_dir.path, config=cfg)
     if result.diverged_at is not None:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {result.diverged_at}; what "
-                          f"was measured is in {run_dir.path}; try a smaller inversion.lr (now {plain(cfg.inversion.lr)})")
+                          f"was measured is in {run_dir.path}; try a smaller inversion.lr "
+                          f"(now {plain(cfg.inversion.lr)})")
     for r in result.rows:
         for warning in r["warnings"]:
             log.warning("%s %s seed %d: %s", r["layer"], r["image"], r["seed"], warning)

@@ -17,7 +17,8 @@ def run(cfg: DictConfig) -> float:
     """Returns the mean over layers of the best validation accuracy."""
     run_dir = RunDir.current()
     loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "probe"])
-    result = probe(arguments(cfg.model), dataset(config_choice("dataset"), **plain(cfg.dataset)), **arguments(cfg.probe),
+    data = dataset(config_choice("dataset"), **plain(cfg.dataset))
+    result = probe(arguments(cfg.model), data, **arguments(cfg.probe),
                    epochs=cfg.trainer.max_epochs, optimizer=instantiate(cfg.optimizer), lr=None, seed=cfg.seed,
                    trainer=trainer_factory(cfg.trainer), directory=run_dir.path, progress=True, loggers=loggers)
     if result.rows:  # rank 0

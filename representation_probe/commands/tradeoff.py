@@ -27,7 +27,8 @@ def run(cfg: DictConfig) -> float:
     result = tradeoff(dataset(config_choice("dataset"), **plain(cfg.dataset)), weight=weight,
                       net=partial(build_net, **arguments(cfg.net)), latent=cfg.tradeoff.latent,
                       max_steps=cfg.trainer.max_steps, val_every=cfg.trainer.val_check_interval,
-                      optimizer=instantiate(cfg.optimizer), lr=None, seed=cfg.seed, trainer=trainer_factory(cfg.trainer),
+                      optimizer=instantiate(cfg.optimizer), lr=None, seed=cfg.seed,
+                      trainer=trainer_factory(cfg.trainer),
                       callbacks=build_callbacks(cfg.get("callbacks") or {}, run_dir), resume=resume.path,
                       directory=run_dir.path, progress=True, loggers=loggers)
     if result.rows:  # rank 0

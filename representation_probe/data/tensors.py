@@ -18,7 +18,8 @@ class TensorDataModule(TrainValDataModule):
                  test_fraction: float = 0.2, seed: int = 0, batch_size: int = 64, workers: int = 0):
         super().__init__()
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise ConfigError(f"images for a study are one (N, C, H, W) tensor, got {getattr(images, 'shape', images)!r}")
+            shape = getattr(images, "shape", images)
+            raise ConfigError(f"images for a study are one (N, C, H, W) tensor, got {shape!r}")
         labels = torch.zeros(len(images), dtype=torch.long) if labels is None else torch.as_tensor(labels).long()
         if len(labels) != len(images):
             raise ConfigError(f"{len(images)} images but {len(labels)} labels")

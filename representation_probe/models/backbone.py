@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -31,7 +33,35 @@ class Backbone:
     normalize: Normalization  # 'none' (raw [0, 1] pixels, as in the paper), 'imagenet' or (mean, std)
     weights: str = "none"  # as given: none, imagenet, a version, a file, or pretrained (Hugging Face)
     points: list[str] | None = None  # probe points the user named; None: the family's
-    source: nn.Module | None = field(default=None, repr=False)  # the user's module `net` was copied from
+    borrowed: bool = False  # `net` is the user's own module: frozen only while a study uses it
+    _frozen: int = field(default=0, repr=False)  # depth of nested `frozen()` blocks
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[nn.Module]:
+        """The network frozen for the block (eval, no weight gradients, no in-place ops). A user's own module
+        gets back exactly the modes, flags and requires_grad it had, also when the block fails; one built
+        here is frozen for good."""
+        if not self.borrowed or self._frozen:
+            self._frozen += 1
+            try:
+                yield self.net
+            finally:
+                self._frozen -= 1
+            return
+        modules = [(m, m.training, m.inplace if hasattr(m, "inplace") else None) for m in self.net.modules()]
+        grads = [(p, p.requires_grad) for p in self.net.parameters()]
+        freeze(self.net)
+        self._frozen += 1
+        try:
+            yield self.net
+        finally:
+            self._frozen -= 1
+            for module, training, inplace in modules:
+                module.training = training
+                if inplace is not None:
+                    module.inplace = inplace
+            for parameter, wanted in grads:
+                parameter.requires_grad_(wanted)
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -75,7 +105,8 @@ class Backbone:
         if self.family.tracer != "auto":
             return self.family.tracer == "fx"
         try:
-            self.family.graph_functions()[1](self.net)
+            with self.frozen():
+                self.family.graph_functions()[1](self.net)
             return True
         except Exception:  # any error of the tracer: control flow on values, unsupported ops, ...
             return False
@@ -87,7 +118,8 @@ class Backbone:
 
         size = self.image_size
         try:
-            return trace_calls(self.net, torch.zeros(1, 3, size, size))
+            with self.frozen():
+                return trace_calls(self.net, torch.zeros(1, 3, size, size))
         except ConfigError:
             raise
         except Exception as err:

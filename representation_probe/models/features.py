@@ -39,7 +39,8 @@ class LayerEmbedder(nn.Module):
             _first_layer_in_float32(union)
             self.extractors = nn.ModuleDict({_key(layer): _cut(union, node) for layer, node in nodes.items()})
         else:  # one hooked forward per layer, stopped after it
-            self.extractors = nn.ModuleDict({_key(layer): _hooked(backbone, {node: "out"}) for layer, node in nodes.items()})
+            self.extractors = nn.ModuleDict({_key(layer): _hooked(backbone, {node: "out"})
+                                             for layer, node in nodes.items()})
         self.normalize = Normalize(backbone.normalize)
         self.channels_last = _has_convolutions(backbone)
         self.eval().requires_grad_(False)
@@ -139,7 +140,8 @@ class FeatureExtractor(nn.Module):
         images = self.normalize(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        outputs = self.extractor(images)
+        with self.backbone.frozen():  # a user's module, whenever this runs (a kept decoder's reconstructions)
+            outputs = self.extractor(images)
         return {layer: outputs[_key(node)].contiguous() for layer, node in self.nodes.items()}
 
 

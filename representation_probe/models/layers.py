@@ -25,10 +25,9 @@ def _name(backbone: Backbone, layer) -> str:
     if isinstance(layer, str):
         return layer
     if isinstance(layer, nn.Module):
-        for root in filter(None, (backbone.source, backbone.net)):
-            found = next((name for name, module in root.named_modules() if module is layer and name), None)
-            if found is not None:
-                return found
+        found = next((name for name, module in backbone.net.named_modules() if module is layer and name), None)
+        if found is not None:
+            return found
         raise ConfigError(f"the module {type(layer).__name__} given as a layer is not part of {backbone.name}")
     if isinstance(layer, bool) or not isinstance(layer, (int, float)):
         raise ConfigError(f"a layer is a name, a probe-point index, a relative depth or a module; got {layer!r}")
@@ -76,7 +75,8 @@ def layer_shapes(backbone: Backbone) -> dict[str, tuple]:
     then the other aliases, then every FX node and container module whose output is a tensor (or, for a
     network FX cannot trace, every module whose output holds one, in the order their calls end)."""
     if "_shapes" not in backbone.__dict__:  # one forward per backbone
-        backbone.__dict__["_shapes"] = _fx_shapes(backbone) if backbone.traceable else _hook_shapes(backbone)
+        with backbone.frozen():
+            backbone.__dict__["_shapes"] = _fx_shapes(backbone) if backbone.traceable else _hook_shapes(backbone)
     return backbone.__dict__["_shapes"]
 
 
@@ -118,6 +118,6 @@ def layer_table(backbone: Backbone):
     for node in dict.fromkeys(aliases.get(name, name) for name in shapes):  # probe points first
         alias = alias_of.get(node)
         point = alias if alias in points else node if node in points and node not in aliases else None
-        rows.append(dict(layer=node, alias=alias, shape=shapes.get(node) or shapes[alias], relative_depth=points.get(point),
-                         probe_point=point is not None))
+        rows.append(dict(layer=node, alias=alias, shape=shapes.get(node) or shapes[alias],
+                         relative_depth=points.get(point), probe_point=point is not None))
     return pd.DataFrame(rows, columns=["layer", "alias", "shape", "relative_depth", "probe_point"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy as copying
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ FORMS = ("a preset ({}), 'timm/<name>', 'torchvision/<name>', 'hf/<repository or
 
 def load(spec, *, weights: str | None = None, image_size: int | None = None, normalize="auto",
          name: str | None = None, probe_points: list | None = None, init_seed: int = 0,
-         num_classes: int | None = None, copy: bool = True, **options) -> Backbone:
+         num_classes: int | None = None, **options) -> Backbone:
     """A model ready to probe: frozen (eval, no weight gradients, no in-place ops), its normalisation inside
     the forward map.
 
@@ -45,7 +44,8 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
         probe_points: the layers a study walks (names or modules); default: the family's, or for any
             module its blocks or stages (a ModuleList named blocks, layers, layer or stages), else its
             top-level parts that hold weights.
-        copy: an nn.Module is deep-copied before it is frozen, so yours stays as it is.
+        An nn.Module is used as it is, not copied: each study freezes it while it runs (eval, no weight
+        gradients, no in-place ops) and gives it back as it was; nothing stays registered on it.
         options: the family's own (an MLP's widths, timm.create_model's keywords, ...).
     """
     if isinstance(spec, Mapping):
@@ -55,11 +55,12 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
             raise ConfigError("this model is loaded already; pass its spec to rp.load to change it")
         return spec
     if isinstance(spec, nn.Module):
-        return _from_module(spec, image_size, normalize, name, probe_points, copy)
+        return _from_module(spec, image_size, normalize, name, probe_points)
     if type(spec).__name__.endswith("Config") and hasattr(spec, "to_dict"):  # a transformers config
         from transformers import AutoModel
 
-        return _from_module(AutoModel.from_config(spec), image_size, normalize, name, probe_points, copy=False)
+        return _from_module(freeze(AutoModel.from_config(spec)), image_size, normalize, name, probe_points,
+                            borrowed=False)
     if not isinstance(spec, str):
         raise ConfigError(f"rp.load takes {FORMS.format('resnet50, vit_tiny, mlp, ...')}; got a {type(spec).__name__}")
     fields = model_config(spec)
@@ -97,11 +98,10 @@ def from_config(fields: dict, **extra) -> Backbone:
     target = fields.pop("target", None)
     if not target:
         raise ConfigError("model=module needs model.target=<importable callable that returns the nn.Module>")
-    net = importable(target)()
-    return load(net, image_size=fields.get("image_size"), normalize=fields.get("normalize", "none"),
-                name=extra.get("name", fields.get("name")), probe_points=extra.get("probe_points",
-                                                                                  fields.get("probe_points")),
-                copy=False)
+    net = freeze(importable(target)())  # built for this run: frozen for good
+    return _from_module(net, fields.get("image_size"), fields.get("normalize", "none"),
+                        extra.get("name", fields.get("name")), extra.get("probe_points", fields.get("probe_points")),
+                        borrowed=False)
 
 
 def importable(target: str):
@@ -149,13 +149,12 @@ def _normalization(backbone: Backbone, normalize, fallback):
 
 
 def _from_module(module: nn.Module, image_size: int | None, normalize, name: str | None, probe_points,
-                 copy: bool) -> Backbone:
-    """Any nn.Module, a frozen copy that keeps its own weights; a torchvision ResNet or ViT, a timm or a
-    transformers model gets its family's layer names and probe points."""
+                 borrowed: bool = True) -> Backbone:
+    """Any nn.Module with its own weights, the user's borrowed (frozen while a study runs); a torchvision ResNet
+    or ViT, a timm or a transformers model gets its family's layer names and probe points."""
     family = get_family(_family_of(module))
-    net = freeze(copying.deepcopy(module) if copy else module)
-    size = image_size or (default_size(net) if family.name == "hf" else None) or 224
-    backbone = Backbone(name or type(module).__name__, family, net, size, "none", "given", source=module)
+    size = image_size or (default_size(module) if family.name == "hf" else None) or 224
+    backbone = Backbone(name or type(module).__name__, family, module, size, "none", "given", borrowed=borrowed)
     backbone.normalize = _normalization(backbone, normalize, "none")
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
