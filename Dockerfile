@@ -13,7 +13,7 @@ RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
-COPY pyproject.toml ./
+COPY pyproject.toml setup.py ./
 COPY representation_probe ./representation_probe
 COPY hydra_plugins ./hydra_plugins
 COPY conf ./conf

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test test-fast bench browser slurm clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@

@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+from representation_probe.presets import CONF
+
 COMMANDS = sorted(path.stem for path in CONF.glob("*.yaml"))
-USAGE = f"usage: python -m representation_probe <command> [hydra overrides]\ncommands: {', '.join(COMMANDS)}"
+USAGE = (f"usage: python -m representation_probe <command> [hydra overrides]  (or: representation-probe ...)\n"
+         f"commands: {', '.join(COMMANDS)}")
 OVERRIDE = re.compile(r"[+~]{0,2}[\w.@/-]*[\w@]=")  # key=value, +key=value, group/option=value
 REPORT_USAGE = "report takes run or multirun directories: python -m representation_probe report <dir> [<dir> ...]"
 

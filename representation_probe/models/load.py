@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -105,8 +107,10 @@ def from_config(fields: dict, **extra) -> Backbone:
 
 
 def importable(target: str):
-    """`package.module:attribute` or `package.module.attribute`."""
+    """`package.module:attribute` or `package.module.attribute`, importable from the working directory too."""
     module, _, attribute = target.partition(":") if ":" in target else target.rpartition(".")
+    if os.getcwd() not in sys.path:  # a module beside the user, also under the console script
+        sys.path.append(os.getcwd())
     try:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError, ValueError) as err:
