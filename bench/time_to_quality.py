@@ -34,7 +34,7 @@ from representation_probe.api import invert
 from representation_probe.cli.shell import arguments, trainer_factory
 from representation_probe.data import load_target
 from representation_probe.models.load import load
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import colormap, png, subplots
 from timing import CONF, compose_invert
 
 IMAGES = ["chelsea", "astronaut", "coffee"]
@@ -101,8 +101,8 @@ def per_layer(values: list[float], layers: list[str]) -> str:
 
 
 def figure(curves: dict, runs: list[dict], threshold: float) -> bytes:
-    colors = dict(zip(LAYERS, plt.cm.viridis([0.0, 0.25, 0.5, 0.75, 0.95])))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True, sharey=True)  # one time axis: sooner is visible
+    colors = dict(zip(LAYERS, colormap("viridis")([0.0, 0.25, 0.5, 0.75, 0.95])))
+    fig, axes = subplots(1, 2, figsize=(11, 4), sharex=True, sharey=True)  # one time axis: sooner is visible
     for (label, (points, layers)), style in zip(curves.items(), ("-", "--")):
         for layer in LAYERS:  # the worst image of the layer
             worst = [max(r for r, l in zip(ratios, layers) if l == layer) for _, _, ratios in points]

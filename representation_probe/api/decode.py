@@ -205,7 +205,7 @@ def _held_out_rows(module: DecoderModule, held: DataLoader, train: DataLoader, b
     scores = evaluate.held_out(module, held)
     chained = evaluate.held_out(module, held, chained=True) if module.mode == "chained" else {}
     baseline = evaluate.mean_image_psnr(train, held)
-    return [common | dict(layer=layer, relative_depth=backbone.probe_points.get(layer), image=HELD_OUT,
+    return [common | dict(layer=layer, relative_depth=backbone.depth_of(layer), image=HELD_OUT,
                           images=len(held.dataset), **scores[layer], baseline_psnr=baseline,
                           **{f"chained_{key}": value for key, value in chained.get(layer, {}).items()})
             for layer in module.layers]
@@ -222,7 +222,7 @@ def _score_images(result: Decoding, module: DecoderModule, backbone, inverted: d
         if result.chained:
             by_kind[True] = evaluate.scores(result.chained[layer], images)
         for i, name in enumerate(names):
-            row = common | dict(layer=layer, relative_depth=backbone.probe_points.get(layer), image=name,
+            row = common | dict(layer=layer, relative_depth=backbone.depth_of(layer), image=name,
                                 **{key: values[i] for key, values in by_kind[False].items()})
             if True in by_kind:
                 row |= {f"chained_{key}": values[i] for key, values in by_kind[True].items()}

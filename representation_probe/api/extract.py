@@ -66,7 +66,7 @@ def extract(model, images, layers=None, *, pool: str | None = None, batch_size: 
     count = len(next(iter(features.values())))
     names = names or [str(i) for i in range(count)]
     rows = [dict(command="extract", model=backbone.name, weights=backbone.weights, layer=layer,
-                 relative_depth=backbone.probe_points.get(layer), image=name, shape=list(values.shape[1:]),
+                 relative_depth=backbone.depth_of(layer), image=name, shape=list(values.shape[1:]),
                  norm=float(values[i].norm()), mean=float(values[i].mean()), std=float(values[i].std()))
             for layer, values in features.items() for i, name in enumerate(names)]
     return Features(rows=rows, config=dict(model=backbone.name, layers=layers, pool=pool), features=features)

@@ -115,7 +115,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
             seconds = time.perf_counter() - start
         common = dict(command="invert", model=backbone.name, weights=backbone.weights, steps=steps, lr=_plain(lr),
                       blur=_plain(blur_sigma), seconds=round(seconds, 3), diverged_at=module.diverged_at)
-        rows = [common | backbone.details | dict(relative_depth=backbone.probe_points.get(r["layer"])) | r
+        rows = [common | backbone.details | dict(relative_depth=backbone.depth_of(r["layer"])) | r
                 for r in module.results()]
     arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
                      images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,

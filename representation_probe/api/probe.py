@@ -92,9 +92,8 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
             module.select_best()
             fit.test(module, loaders["test"], verbose=False)
             seconds = time.perf_counter() - start
-    depth = backbone.probe_points
     rows = [dict(command="probe", model=backbone.name, weights=backbone.weights, dataset=data_name(data),
-                 layer=layer, relative_depth=depth.get(layer), accuracy=module.results["test"][i],
+                 layer=layer, relative_depth=backbone.depth_of(layer), accuracy=module.results["test"][i],
                  val_acc=module.best[i][0], best_epoch=module.best[i][1], features=dims[i], pool=pool,
                  classes=datamodule.num_classes, seed=seed, epochs=fit.current_epoch, cached=bool(cache),
                  seconds=round(seconds, 3))

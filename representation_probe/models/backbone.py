@@ -73,6 +73,16 @@ class Backbone:
         names = self.points if self.points is not None else self.family.probe_points(self.net)
         return {name: (i + 1) / len(names) for i, name in enumerate(names)}
 
+    def depth_of(self, layer: str) -> float | None:
+        """The relative depth of a probe point, named by its own name or by the node it reads (a torchvision
+        ResNet's layer2 is the paper's conv3); None for other layers."""
+        points = self.probe_points
+        if layer in points:
+            return points[layer]
+        aliases = self.aliases
+        return next((depth for point, depth in points.items() if aliases.get(point) == layer and layer not in aliases),
+                    None)
+
     @property
     def default_layer(self) -> str | None:
         if self.points is not None:

@@ -78,8 +78,8 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
         fields["image_size"] = _hf_size(fields["name"])
     backbone = create_model(normalize="none", **fields)
     backbone.normalize = _normalization(backbone, normalize, preset_normalize)
-    if name is not None or fields["family"] == "hf":  # a repository or directory: its last part
-        backbone.name = name or Path(fields["name"]).name
+    if name is not None or fields["family"] == "hf" or "/" not in spec:  # a preset: its name ("vit_tiny")
+        backbone.name = name or (Path(fields["name"]).name if fields["family"] == "hf" else spec)
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
     return backbone

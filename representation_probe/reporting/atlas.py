@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.rundir import Run, read_run
 
@@ -22,8 +22,8 @@ COLUMNS = ["relative_depth", "inversion_psnr", "inversion_m_g_over_m_s", "decode
 
 def by_depth(rows: list[dict], title: str) -> bytes:
     """Four panels against relative depth, one line per weights (inversion solid, decoder dashed)."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
-    colors = plt.get_cmap("tab10")
+    fig, axes = subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
+    colors = colormap("tab10")
     labels = list(dict.fromkeys(row["label"] for row in rows))
     for ax, (name, lines) in zip(axes, PANELS):
         for i, label in enumerate(labels):

@@ -8,7 +8,7 @@ from collections import Counter
 
 import torch
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.reporting.labels import layer_order, weights_label
 from representation_probe.decoders.evaluate import HELD_OUT
@@ -17,7 +17,7 @@ from representation_probe.rundir import Run
 
 def cross_heatmap(errors: torch.Tensor, layers: list[str], title: str) -> bytes:
     """MSE of decoder i (rows) fed layer j's output (columns); blank where the shapes differ."""
-    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(layers), 1.0 + 0.45 * len(layers)))
+    fig, ax = subplots(figsize=(1.2 + 0.5 * len(layers), 1.0 + 0.45 * len(layers)))
     shown = ax.imshow(errors.numpy(), cmap="viridis")
     ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
@@ -30,7 +30,7 @@ def cross_heatmap(errors: torch.Tensor, layers: list[str], title: str) -> bytes:
 
 def colour_grid(examples: dict[str, torch.Tensor], layers: list[str], title: str) -> bytes:
     """Rows: perturbations; columns: the perturbed image, then its reconstruction from each layer."""
-    fig, axes = plt.subplots(len(examples), 1 + len(layers), figsize=(1.3 * (1 + len(layers)), 1.35 * len(examples)),
+    fig, axes = subplots(len(examples), 1 + len(layers), figsize=(1.3 * (1 + len(layers)), 1.35 * len(examples)),
                              squeeze=False)
     for r, (condition, images) in enumerate(examples.items()):
         for c, image in enumerate(images):
@@ -73,7 +73,7 @@ def _labels(runs: list[Run]) -> dict:
 
 
 def _by_depth(held: list[tuple[Run, dict]], label: dict) -> bytes:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
     for run in dict.fromkeys(run for run, _ in held):
         rows = sorted((s for r, s in held if r is run), key=lambda s: s.get("relative_depth") or 0)
         depth = [s.get("relative_depth") for s in rows]

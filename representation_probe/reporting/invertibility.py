@@ -8,14 +8,14 @@ import math
 import matplotlib.ticker
 import torch
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import png, subplots
 
 
 def noise_histogram(noise: dict[str, torch.Tensor], m_i_ref: float, m_s: float, title: str) -> bytes:
     """Left: ||a - a''|| over the draws against ||a - a'||; right: ||O(a'') - O(a)|| against m_s."""
     d_in = noise["input_distance"][torch.isfinite(noise["input_distance"])]
     d_out = noise["output_distance"][torch.isfinite(noise["output_distance"])]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
     if len(d_in):
         low = math.log10(min(float(d_in.min()), m_i_ref)) - 0.3
         high = math.log10(max(float(d_in.max()), m_i_ref)) + 0.3
@@ -39,7 +39,7 @@ def noise_histogram(noise: dict[str, torch.Tensor], m_i_ref: float, m_s: float, 
 
 def spectra_plot(spectra: dict[str, torch.Tensor], title: str) -> bytes:
     """Sorted singular values of each layer's weight matrix and of the composed map / Jacobian."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = subplots(figsize=(6, 3.8))
     for name, values in spectra.items():
         composed = name == "composed"
         ax.plot(range(1, len(values) + 1), values.clamp_min(1e-300).numpy(), label=name,
@@ -56,7 +56,7 @@ def relu_widths_plot(rows: list[dict], input_size: int, title: str) -> bytes:
     """Per layer: actual width, the width m (1/p)^n requires, and the Jacobian rank against m."""
     names = [row["layer"] for row in rows]
     xs = range(len(rows))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.6))
     left.plot(xs, [row["width"] for row in rows], "o-", label="actual width")
     left.plot(xs, [row["required_paper"] for row in rows], "s--", label="required m (1/p)^n (random inputs)")
     left.plot(xs, [row["required_paper_target"] for row in rows], "^:", label="required m (1/p)^n (target)")

@@ -7,7 +7,7 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from representation_probe.errors import ConfigError
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import png, subplots
 
 
 def first_conv(net: nn.Module) -> nn.Conv2d:
@@ -28,7 +28,7 @@ def kernel_grid(net: nn.Module) -> torch.Tensor:
 
 def kernel_panels(panels: dict[str, nn.Module]) -> bytes:
     """One titled grid per network, side by side (untrained vs natural- vs noise-trained), as PNG bytes."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, net) in zip(axes[0], panels.items()):
         ax.imshow(kernel_grid(net).permute(1, 2, 0).numpy(), interpolation="nearest")
         ax.set_title(title, fontsize=9)

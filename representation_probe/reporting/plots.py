@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from matplotlib.ticker import NullFormatter
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.labels import labeler, layer_order
 from representation_probe.rundir import Run
 
@@ -26,7 +26,7 @@ def _series(inversions: list[Run]) -> dict[str, dict[str, tuple[list[dict], floa
 def _panels(n: int, rows: int = 1):
     cols = min(n, 5)
     grid = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows * grid, cols, figsize=(3.3 * cols, 2.7 * rows * grid), squeeze=False)
+    fig, axes = subplots(rows * grid, cols, figsize=(3.3 * cols, 2.7 * rows * grid), squeeze=False)
     return fig, axes, cols
 
 
@@ -82,7 +82,7 @@ def ratio(samples: list[tuple[Run, dict]]) -> bytes:
         by_label[label(run, s)][s["layer"]] = s["m_g_over_m_s"]
     colors = _colors(by_label)
     width = 0.8 / len(by_label)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(layers) + 2), 3.4))
+    fig, ax = subplots(figsize=(max(5.0, 1.2 * len(layers) + 2), 3.4))
     for j, (label, ratios) in enumerate(by_label.items()):
         xs = [i + j * width for i, layer in enumerate(layers) if ratios.get(layer) is not None]
         ax.bar(xs, [ratios[layer] for layer in layers if ratios.get(layer) is not None], width, label=label,
@@ -116,7 +116,7 @@ def _legend_below(fig, axes) -> None:
 
 
 def _colors(labels) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = colormap("tab10")
     return {label: cmap(i % 10) for i, label in enumerate(sorted(labels))}
 
 

@@ -6,7 +6,7 @@ import html
 
 import numpy as np
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, section
 from representation_probe.rundir import Run
 from representation_probe.similarity.results import METRICS, Similarity
@@ -22,7 +22,7 @@ def heatmaps(result: Similarity, metric: str) -> bytes:
     pairs = result.pairs()
     columns = min(3, len(pairs))
     rows = -(-len(pairs) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.9 * rows), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(4.3 * columns, 3.9 * rows), squeeze=False)
     cmap = "viridis_r" if metric == "ii" else "viridis"  # bright: alike, for every metric
     top = float(np.nanmax(result.matrices[metric])) if metric == "ii" else 1.0  # II of near images stays small
     for ax, (a, b) in zip(axes.flat, pairs):
@@ -49,7 +49,7 @@ def profiles(result: Similarity) -> bytes:
     pixels' structure each layer keeps (bottom)."""
     metrics = list(result.matrices)
     rows = result.profiles()
-    fig, axes = plt.subplots(2, len(metrics), figsize=(4.2 * len(metrics), 6.4), squeeze=False)
+    fig, axes = subplots(2, len(metrics), figsize=(4.2 * len(metrics), 6.4), squeeze=False)
     for col, metric in enumerate(metrics):
         for label in result.models:
             mine = [r for r in rows if r["metric"] == metric and r["model"] == label]

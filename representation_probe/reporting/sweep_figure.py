@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from representation_probe import rundir
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import figure, png
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def sweep_figure(jobs: list[dict], columns: str, rows: str | None, x: str | None
     cols = _ordered(value(j["config"], columns) for j in jobs)
     row_values = _ordered(value(j["config"], rows) for j in jobs)
     cell = {(value(j["config"], rows), value(j["config"], columns)): j for j in jobs}
-    fig = plt.figure(figsize=(1.9 * (len(cols) + 1), 2.1 * len(row_values) + 3.2))
+    fig = figure(figsize=(1.9 * (len(cols) + 1), 2.1 * len(row_values) + 3.2))
     grid = fig.add_gridspec(len(row_values) + 1, len(cols) + 1,
                             height_ratios=[1.0] * len(row_values) + [1.5])
     for r, row in enumerate(row_values):

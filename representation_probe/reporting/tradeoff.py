@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from representation_probe.reporting.figures import plt, png
+from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, section, table
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import Run
@@ -63,7 +63,7 @@ def _panels(cells: dict) -> dict[tuple, dict[int, list[tuple[float, dict]]]]:
 def versus_weight(cells: dict) -> bytes:
     """Accuracy and MSE against w, one line per latent size (error bars: sd over seeds)."""
     panels = _panels(cells)
-    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.6 * len(panels)), squeeze=False)
+    fig, axes = subplots(len(panels), 2, figsize=(10, 3.6 * len(panels)), squeeze=False)
     for row, ((model, dataset), latents) in zip(axes, panels.items()):
         for latent, points in latents.items():
             weights = [w for w, _ in points]
@@ -86,7 +86,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def pareto(cells: dict) -> bytes:
     """Accuracy against MSE per latent size: each w's mean over seeds, the non-dominated ones joined."""
     panels = _panels(cells)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(5.5 * len(panels), 4.4), squeeze=False)
     for ax, ((model, dataset), latents) in zip(axes[0], panels.items()):
         for latent, points in latents.items():
             means = [(float(np.mean(c["mse"])), float(np.mean(c["accuracy"]))) for _, c in points]
@@ -112,7 +112,7 @@ def probe_depth(summaries: list[dict]) -> bytes:
         if s["relative_depth"] is not None:  # other layers are in the table only
             lines[_probe_label(s)].append((s["relative_depth"], s["accuracy"]))
         chance[s["dataset"]] = 1 / s["classes"]
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, ax = subplots(figsize=(7, 4.4))
     for label, points in sorted(lines.items()):
         ax.plot(*zip(*sorted(points)), marker="o", label=label)
     for dataset, level in chance.items():
