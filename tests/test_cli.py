@@ -70,13 +70,13 @@ def test_invert_end_to_end_with_wandb_offline(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failed_multirun_job_spares_the_others(tmp_path):
+def test_a_failed_multirun_job_spares_the_others(tmp_path, run_cli):
     sweep = tmp_path / "sweep"
-    result = cli("invert", "-m", *TINY, "layer=conv9,conv1", "inversion.steps=3", "logger=csv",
-                 f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr  # Hydra re-raised the first failure
+    result = run_cli("invert", "-m", *TINY, "layer=conv9,conv1", "inversion.steps=3", "logger=csv",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.code == 2 and "Traceback" not in result.err  # Hydra re-raised the first failure
     conv9 = "unknown layer 'conv9' for resnet18; did you mean conv5"
-    lines = error_lines(result.stderr)
+    lines = error_lines(result.err)
     assert lines[0].startswith(f"error: {conv9}")  # as the job failed, then the summary at the end:
     assert lines[-2:-1] == [f"error: 1 of 2 jobs of the multirun in {sweep} failed:"]
     assert lines[-1].startswith(f"  {sweep / '0'}: {conv9}")

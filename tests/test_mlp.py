@@ -265,10 +265,10 @@ def test_experiment_configs_build_their_model_for_every_swept_value(command, exp
 
 # ---- the commands of the issue, end to end ------------------------------------------------------------------
 @pytest.mark.slow
-def test_invert_mlp_end_to_end(tmp_path):
-    result = cli("invert", "model=mlp", "model.widths=[1000]", "inversion.steps=20", "logger=csv",
-                 f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_invert_mlp_end_to_end(tmp_path, run_cli):
+    result = run_cli("invert", "model=mlp", "model.widths=[1000]", "inversion.steps=20", "logger=csv",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.code == 0, result.err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["layer"], summary["widths"], summary["input_size"]) == ("fc1", [1000], 2523)
 
@@ -278,10 +278,10 @@ def test_invert_mlp_end_to_end(tmp_path):
     (["model.widths=[100],[200],[300]"], [[100], [200], [300]]),
     (["model.depth=1,2", "model.width=250"], [[250], [250, 250]]),
 ], ids=["widths", "depth"])
-def test_width_and_depth_multiruns(tmp_path, sweep, expected):
-    result = cli("invert", "-m", "model=mlp", f"model.image_size={SMALL}", *sweep, "inversion.steps=5",
-                 "logger=csv", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_width_and_depth_multiruns(tmp_path, sweep, expected, run_cli):
+    result = run_cli("invert", "-m", "model=mlp", f"model.image_size={SMALL}", *sweep, "inversion.steps=5",
+                     "logger=csv", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.code == 0, result.err
     summaries = [json.loads((tmp_path / "sweep" / str(i) / "summary.json").read_text()) for i in range(len(expected))]
     assert [s["widths"] for s in summaries] == expected
 

@@ -12,7 +12,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 
 @pytest.mark.slow
-def test_the_quickstart_notebook_runs_and_shows_its_results(tmp_path):
+def test_the_quickstart_notebook_runs_and_shows_its_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel inherits it: no spinning threads beside other tests
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     for cell in notebook.cells:  # what it computes now, not what was saved
         if cell.cell_type == "code":
@@ -29,3 +30,10 @@ def test_the_quickstart_notebook_runs_and_shows_its_results(tmp_path):
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     ratios = [float(x) for x in re.search(r"Inversion \[([^]]*)\]", printed).group(1).split(",")]
     assert len(ratios) == 3 and all(r < 1 for r in ratios)  # read back: every layer below the shift's m_s
+
+
+def test_the_readme_opens_its_python_section_with_the_notebooks_first_lines():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    first = next(cell.source for cell in notebook.cells if cell.cell_type == "code" and "rp.invert" in cell.source)
+    readme = (NOTEBOOK.parents[1] / "README.md").read_text()
+    assert f"## Python\n```python\n{first}\n```" in readme

@@ -35,7 +35,7 @@ def test_slurm_launcher_takes_its_job_shape_from_the_trainer():
 
 
 @pytest.mark.slow
-def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path):
+def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path, run_cli):
     sweep = tmp_path / "sweep"
     done = cli("invert", "-m", "hydra/launcher=submitit_local", *TINY, "logger=csv", "layer=conv1,conv2,nope",
                f"hydra.sweep.dir={sweep}", cwd=tmp_path)
@@ -47,8 +47,7 @@ def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path):
     failures = [json.loads(p.read_text()) for p in sweep.glob("*/failure.json")]
     assert len(failures) == 1 and "unknown layer 'nope'" in failures[0]["error"]
 
-    report = cli("report", str(sweep), cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    assert run_cli("report", str(sweep)).code == 0
     page = (sweep / "report.html").read_text()
     sources = re.findall(r"<img src='([^']+)'", page)
     assert len(sources) >= 5 and all((sweep / src).is_file() for src in sources)
@@ -57,11 +56,11 @@ def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path):
+def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path, run_cli):
     sweep = tmp_path / "eps"
-    done = cli("invert", "-m", "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
-               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_cli("invert", "-m", "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
+                   f"hydra.sweep.dir={sweep}")
+    assert done.code == 0, done.err[-2000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
     assert len(trials) == 2
@@ -80,11 +79,10 @@ def wandb_history(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path):
+def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path, run_cli):
     run_dir = tmp_path / "run"
-    done = cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2", f"hydra.run.dir={run_dir}",
-               cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2", f"hydra.run.dir={run_dir}")
+    assert done.code == 0, done.err[-2000:]
     history = [row for row in wandb_history(run_dir) if "invert/m_g" in row]
     with (run_dir / "metrics.csv").open() as file:
         expected = list(csv.DictReader(file))
@@ -98,15 +96,15 @@ def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by `make test`")
-def test_report_renders_in_a_headless_browser(tmp_path):
+def test_report_renders_in_a_headless_browser(tmp_path, run_cli):
     runs = tmp_path / "runs"
     for name, model in (("a", "resnet10"), ("b", "resnet18")):
-        done = cli("invert", *TINY, f"model={model}", "layer=[conv1,conv3,conv5]", "logger=csv",
-                   f"hydra.run.dir={runs / name}", cwd=tmp_path)
-        assert done.returncode == 0, done.stderr[-2000:]
-    kernels = cli("kernels", "model=resnet10", f"hydra.run.dir={runs / 'kernels'}", cwd=tmp_path)
-    assert kernels.returncode == 0, kernels.stderr[-2000:]
-    assert cli("report", str(runs), cwd=tmp_path).returncode == 0
+        done = run_cli("invert", *TINY, f"model={model}", "layer=[conv1,conv3,conv5]", "logger=csv",
+                       f"hydra.run.dir={runs / name}")
+        assert done.code == 0, done.err[-2000:]
+    kernels = run_cli("kernels", "model=resnet10", f"hydra.run.dir={runs / 'kernels'}")
+    assert kernels.code == 0, kernels.err[-2000:]
+    assert run_cli("report", str(runs)).code == 0
     shot = tmp_path / "shot.png"
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",

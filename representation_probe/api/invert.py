@@ -15,7 +15,7 @@ from representation_probe.api.runtime import Progress, as_model, make_trainer, q
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
-from representation_probe.models.layers import select_layers
+from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.rundir import Run, RunDir, read_png, write_png
 from representation_probe.validation import as_list, integer
 
@@ -136,6 +136,7 @@ def chosen_layers(backbone: Backbone, layer) -> list[str]:
     layers = select_layers(backbone, layer)
     if not layers:
         raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
+    resolve_layers(backbone, layers)  # an unknown name fails here, before any logger or run starts
     return layers
 
 

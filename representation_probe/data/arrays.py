@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets
 
@@ -76,7 +75,8 @@ class DigitsDataModule(ArrayDataModule):
                               "positive with a sum below 1")
 
     def setup(self, stage: str | None = None) -> None:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # here: scikit-learn takes a second to import
+        from sklearn.model_selection import train_test_split
 
         digits = load_digits()
         images = torch.from_numpy(digits.images.astype(np.uint8)).unsqueeze(1)

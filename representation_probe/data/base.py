@@ -44,10 +44,18 @@ class EpochSampler(DistributedSampler):
 
 
 class Seeded(Dataset):
-    """`dataset[(epoch, i)]` is made with torch's generator seeded from (seed, epoch, i); `dataset[i]` as is."""
+    """`dataset[(epoch, i)]` is made with torch's generator seeded from (seed, epoch, i); `dataset[i]` as is.
+    A dataset whose items draw nothing at random (`draws=False`) is served a batch at a time."""
 
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
+    def __init__(self, dataset: Dataset, seed: int, draws: bool = True):
+        self.dataset, self.seed, self.draws = dataset, seed, draws
+
+    def __getitems__(self, keys: list) -> list:
+        if self.draws:
+            return [self[key] for key in keys]
+        indices = [key[1] if isinstance(key, tuple) else key for key in keys]
+        batch = getattr(self.dataset, "__getitems__", None)  # in-memory sets index a whole batch at once
+        return batch(indices) if batch else [self.dataset[index] for index in indices]
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -86,7 +94,7 @@ class TrainValDataModule(L.LightningDataModule):
         same order of indices per (seed, epoch) and the same share of them per rank as `train_dataloader`.
         Set `self.trainer` first when a command passes the loader to `fit` itself (DDP: this rank's share)."""
         trainer, seed = self.trainer, run_seed()
-        dataset = Seeded(dataset, seed)
+        dataset = Seeded(dataset, seed, draws=self.augmented)
         sampler = EpochSampler(dataset, num_replicas=trainer.world_size if trainer else 1,
                                rank=trainer.global_rank if trainer else 0, seed=seed)
         if trainer:  # the epoch whose batches come next, also when resuming from the end of an epoch
