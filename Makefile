@@ -16,11 +16,11 @@ demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as o
 	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
 	$(PY) -m representation_probe report outputs/demo
 
-test: $(VENV)/.installed browser slurm  ## the whole suite, slow tests included (what CI runs)
-	$(PY) -m pytest
+test: $(VENV)/.installed browser slurm  ## the whole suite, slow tests included (what CI runs), on every core
+	$(PY) -m pytest -n auto --dist loadgroup
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --dist loadgroup -m "not slow"
 
 bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in bench/RESULTS.md
 	$(PY) bench/invert_bench.py

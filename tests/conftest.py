@@ -33,6 +33,11 @@ ENTRY_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))  # the commands
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, so that with workers (pytest -n) the long ones start early and short ones fill the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def compose_config(config_name: str, overrides: list[str] = (), hydra: bool = False) -> DictConfig:
     """An entry config of conf/ composed with command-line style overrides, as the CLI would."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

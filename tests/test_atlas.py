@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .conftest import cli, error_lines
+from .conftest import error_lines
 
 TINY = ["model=resnet10", "dataset.image_size=16", "images=[chelsea]", "dataset.count=96", "dataset.val_count=32",
         "dataset.batch_size=32", "studies.invert.steps=5", "studies.decode.epochs=1",
@@ -18,8 +18,8 @@ COLUMNS = ["inversion_psnr", "inversion_m_g_over_m_s", "decoder_psnr", "probe_ac
 @pytest.mark.slow
 def test_an_atlas_runs_its_studies_once_then_finds_them(tmp_path, run_cli):
     first = tmp_path / "first"
-    done = cli("atlas", *TINY, "weights=[train:patches]", f"hydra.run.dir={first}", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_cli("atlas", *TINY, "weights=[train:patches]", f"hydra.run.dir={first}")  # training: a subprocess
+    assert done.code == 0, done.err[-3000:]
     rows = json.loads((first / "summary.json").read_text())
     layers = [row["layer"] for row in rows]
     assert layers == ["pixels", "conv1", "conv2", "conv3", "conv4", "conv5"]  # the pixels: CKA's depth 0

@@ -91,7 +91,7 @@ def test_the_colour_measure_is_1_for_the_perturbed_and_0_for_the_original_colour
 
 
 # ---- the command ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept however the tests that read it are ordered
 def decoded(tmp_path_factory):
     """One decode run of a tiny ResNet on photo patches, shared by the tests below (a real subprocess)."""
     run_dir = tmp_path_factory.mktemp("decode") / "run"
@@ -102,6 +102,7 @@ def decoded(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("decoded")  # one worker trains the decoders they read
 def test_decoders_learn_and_beat_the_mean_image_on_held_out_patches(decoded):
     rows = json.loads((decoded / "summary.json").read_text())
     held = {r["layer"]: r for r in rows if r["image"] == "held-out"}
@@ -115,6 +116,7 @@ def test_decoders_learn_and_beat_the_mean_image_on_held_out_patches(decoded):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("decoded")  # one worker trains the decoders they read
 def test_evaluation_images_are_scored_beside_their_gradient_inversion(decoded):
     rows = [r for r in json.loads((decoded / "summary.json").read_text()) if r["image"] != "held-out"]
     assert {(r["layer"], r["image"]) for r in rows} == {(layer, image) for layer in ("conv1", "conv2")
@@ -128,6 +130,7 @@ def test_evaluation_images_are_scored_beside_their_gradient_inversion(decoded):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("decoded")  # one worker trains the decoders they read
 def test_the_report_has_a_decoder_section(decoded):
     page = write_report([decoded], decoded).read_text()
     assert "Learned decoders" in page and "Colour perturbation" in page and "Failed" not in page

@@ -24,6 +24,7 @@ from .conftest import cli
 from .slurm_cluster import LocalCluster, Unavailable
 from .test_sweeps import TINY, wandb_history
 
+pytestmark = pytest.mark.xdist_group("slurm")  # one worker (pytest -n) starts the cluster and runs them all
 REPO = Path(__file__).resolve().parents[1]
 SLURM = ["hydra/launcher=submitit_slurm"]
 
@@ -62,25 +63,24 @@ def final_states(slurm, job_id: str, timeout: float = 60) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp_path):
+def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp_path, run_cli):
     sweep = tmp_path / "sweep"
-    done = cli("invert", "-m", *SLURM, *TINY, "logger=wandb", "layer=conv1,conv2,nope", f"hydra.sweep.dir={sweep}",
+    done = cli("invert", "-m", *SLURM, *TINY, "logger=wandb", "layer=nope,conv2", f"hydra.sweep.dir={sweep}",
                cwd=tmp_path)
     assert done.returncode != 0  # one job failed, and the sweep says so
     runs = find_runs([sweep])
     jobs = {run.summaries[0]["layer"]: run.path for run in runs if run.status == "done"}
-    assert set(jobs) == {"conv1", "conv2"}  # the failure spoiled neither other job
+    assert set(jobs) == {"conv2"}  # the failure did not spoil the job after it
     failed = [run.failure for run in runs if run.status == "failed"]
     assert len(failed) == 1 and failed[0].startswith("unknown layer 'nope'")
-    # the three jobs ran as one SLURM array and ended (a failing task ends normally: it reports its error)
+    # both jobs ran as one SLURM array and ended (a failing task ends normally: it reports its error)
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
-    assert final_states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(3)}
+    assert final_states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(2)}
     # the compute node wrote W&B's offline run, ready for `wandb sync` from a machine with network
     history = [row for row in wandb_history(jobs["conv2"]) if "invert/m_g" in row]
     assert len(history) == len((jobs["conv2"] / "metrics.csv").read_text().splitlines()) - 1
 
-    report = cli("report", str(sweep), cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    assert run_cli("report", str(sweep)).code == 0
     page = (sweep / "report.html").read_text()
     assert "mg_over_ms.png" in page and "Failed or incomplete jobs (1)" in page and "unknown layer" in page
 
@@ -152,7 +152,7 @@ def test_ddp_training_under_srun_resumes_after_a_requeue(slurm, tmp_path):
     """The README's recipe: `sbatch slurm/train.sbatch trainer=ddp_cpu ...`; then `scontrol requeue`."""
     script = REPO / "slurm" / "train.sbatch"
     assert script.read_text() in (REPO / "README.md").read_text()  # the README shows this very script
-    epochs = 40
+    epochs = 24
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     submitted = slurm.run("sbatch", "--parsable", f"--chdir={tmp_path}", str(script), "trainer=ddp_cpu",
                           "model=resnet10", "logger=csv", "dataset.workers=0", "optimizer=adam", "scheduler=none",
