@@ -81,7 +81,8 @@ def wandb_history(run_dir: Path) -> list[dict]:
 @pytest.mark.slow
 def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path, run_cli):
     run_dir = tmp_path / "run"
-    done = run_cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2", f"hydra.run.dir={run_dir}")
+    done = run_cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2",
+                   f"hydra.run.dir={run_dir}")
     assert done.code == 0, done.err[-2000:]
     history = [row for row in wandb_history(run_dir) if "invert/m_g" in row]
     with (run_dir / "metrics.csv").open() as file:
