@@ -135,6 +135,7 @@ def test_a_users_module_comes_back_as_it_was_with_no_hook_left():
     assert all(p.grad is None for p in net.parameters())  # no weight gradient accumulated by the inversions
 
 
+@pytest.mark.slow
 def test_calls_in_a_row_keep_no_memory():
     """Each call traces and folds a copy of the weights; they had stayed in the process (~15 MB a call here)."""
     net, images = torchvision.models.resnet18(), torch.rand(1, 3, 16, 16)

@@ -18,6 +18,7 @@ def gpu_bench(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present: the bench would measure it")
 def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_succeeds():
     result = gpu_bench()

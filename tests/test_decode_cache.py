@@ -34,6 +34,7 @@ def decode(run_task, *overrides: str) -> tuple[dict, dict, list[dict]]:
     return rows, weights, epochs
 
 
+@pytest.mark.slow
 def test_cached_embeddings_train_the_same_decoders_as_running_the_backbone_every_step(run_task):
     live, live_weights, live_losses = decode(run_task, "decode.cache=false")
     exact, exact_weights, exact_losses = decode(run_task, "decode.cache=true", "decode.cache_dtype=float32")
@@ -92,6 +93,7 @@ def test_datamodules_declare_truly_whether_they_augment(tmp_path):
     assert [data.augmented for data in modules] == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_a_cache_that_is_invalid_is_refused_in_one_line_or_skipped_with_auto(run_main, tmp_path, caplog):
     write_folder(tmp_path / "folder", per_class=4)
     folder = ["dataset=folder", f"dataset.root={tmp_path / 'folder'}", "dataset.image_size=16",

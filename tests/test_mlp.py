@@ -234,6 +234,7 @@ def test_relu_invertibility_without_exact_reports_the_widths(run_task):
     assert (run_dir / "relu_widths.png").is_file()
 
 
+@pytest.mark.slow
 def test_sweep_figure_reads_the_jobs_of_a_sweep(run_task, tmp_path):
     for job, width in enumerate((20, 300)):
         run_task("invert", ["model=mlp", f"model.image_size={SMALL}", f"model.widths=[{width}]",

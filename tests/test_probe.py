@@ -58,6 +58,7 @@ def probe(hydra_job, overrides: list[str], shuffled: bool = False) -> list[dict]
     return rows
 
 
+@pytest.mark.slow
 def test_separable_classes_are_found_at_every_layer_and_shuffled_labels_stay_at_chance(hydra_job, tmp_path):
     rows = probe(hydra_job, MLP)
     assert [r["layer"] for r in rows] == ["fc1", "fc2"] and [r["relative_depth"] for r in rows] == [0.5, 1.0]

@@ -48,6 +48,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATASETS)
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(data, run_task, tmp_path):
     write_folder(tmp_path / "images")
@@ -104,6 +105,7 @@ def kill_while_saving(io, path: Path, tmpdir: Path, delays) -> int:
     return during_a_write
 
 
+@pytest.mark.slow
 def test_a_checkpoint_killed_at_any_instant_of_its_write_is_whole(tmp_path):
     tmpdir = tmpfs_dir(tmp_path)
     try:
@@ -167,6 +169,7 @@ def test_a_run_killed_between_checkpoints_and_while_writing_one_ends_like_an_uni
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best-epoch=4.ckpt", "last.ckpt"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_last_checkpoint_is_named_and_passed_over(run_task, tmp_path, caplog):
     overrides = [*TINY, *DATASETS["noise"], "dataset.image_size=16", "dataset.batch_size=16"]
     _, run_dir = run_task("train", [*overrides, "trainer.max_epochs=1"])

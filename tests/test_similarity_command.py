@@ -28,6 +28,7 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_run_directory_of_a_resnet_and_a_vit(run_task):
     _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,vit_tiny]"])
     result = Similarity.load(run_dir / "similarity.npz")
@@ -83,6 +84,7 @@ def held_out_images(n: int) -> torch.Tensor:
     return next(iter(DataLoader(datamodule.val_set, batch_size=n)))[0]
 
 
+@pytest.mark.slow
 def test_every_model_sees_the_same_images_in_the_same_order(run_task):
     """Two identical models: every layer of one is identical to the same layer of the other."""
     _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,resnet18]", "dataset.batch_size=7"])
@@ -95,6 +97,7 @@ def test_every_model_sees_the_same_images_in_the_same_order(run_task):
     assert all(r["best_layer"] == r["layer"] for r in best if r["metric"] == "cka")
 
 
+@pytest.mark.slow
 def test_weights_per_model_from_a_file(run_task, tmp_path):
     other = create_model("resnet", "resnet18", init_seed=1, num_classes=12)
     torch.save(other.net.state_dict(), tmp_path / "seed1.pt")
@@ -113,6 +116,7 @@ def test_weights_per_model_from_a_file(run_task, tmp_path):
         assert (abs(result.matrices["cka"][0, 5] - linear_cka(images.flatten(1), conv5)) < 1e-6) == same
 
 
+@pytest.mark.slow
 def test_minibatch_cka_with_one_batch_equals_the_full_debiased_estimator(run_task):
     common = [*TINY, "models=[resnet18]", "metric=[cka]"]
     _, full_dir = run_task("similarity", [*common, "cka.debiased=true"])
@@ -124,6 +128,7 @@ def test_minibatch_cka_with_one_batch_equals_the_full_debiased_estimator(run_tas
     assert np.allclose(np.diag(many), 1)
 
 
+@pytest.mark.slow
 def test_features_beyond_the_memory_limit_go_to_disk_with_the_same_result(run_task):
     common = [*TINY, "models=[resnet18]", "metric=[mknn,ii]", "pool=flatten"]
     _, memory_dir = run_task("similarity", common)
@@ -134,6 +139,7 @@ def test_features_beyond_the_memory_limit_go_to_disk_with_the_same_result(run_ta
     assert not (disk_dir / "features").exists()  # scratch removed
 
 
+@pytest.mark.slow
 def test_an_image_folder_compares_its_whole_validation_split(run_task, tmp_path):
     write_folder(tmp_path / "images" / "train")
     write_folder(tmp_path / "images" / "val", per_class=3)
@@ -142,6 +148,7 @@ def test_an_image_folder_compares_its_whole_validation_split(run_task, tmp_path)
     assert json.loads((run_dir / "summary.json").read_text())[0]["images"] == 9
 
 
+@pytest.mark.slow
 def test_report_shows_heatmaps_and_profiles(run_task, tmp_path):
     _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,vit_tiny]", "metric=[cka,ii]"])
     page = write_report([run_dir], tmp_path / "report").read_text()

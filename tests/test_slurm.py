@@ -138,6 +138,7 @@ def test_a_sweep_job_slurm_cancels_is_recorded_as_failed(slurm, tmp_path):
     assert "layer=conv2" in failure["overrides"] and failure["error"] in stderr
 
 
+@pytest.mark.slow
 def test_a_job_slurm_ends_without_a_result_is_not_waited_on(slurm, tmp_path):
     """submitit asks sacct whether such a job ended; a cluster without accounting cannot say, squeue can."""
     executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")

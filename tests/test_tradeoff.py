@@ -156,6 +156,7 @@ def test_missing_mnist_is_one_line_and_exit_2(run_main, tmp_path):
     assert re.match(r"error: MNIST not found under dataset.root=.*train-images-idx3-ubyte.*MNIST/raw/", line)
 
 
+@pytest.mark.slow
 def test_on_digits_classification_weight_buys_accuracy_and_reconstruction_weight_buys_mse(run_task):
     """Rathjens & Wiskott's finding at its ends, with a small latent: w = 0 classifies better, w = 1
     reconstructs better."""
