@@ -139,3 +139,18 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 2  # 64 images / (2 ranks x 16): each rank saw its own half
+
+
+def test_a_set_that_draws_nothing_is_served_a_batch_at_a_time_with_the_same_items():
+    from torch.utils.data import Subset
+
+    from representation_probe.data.arrays import ArrayDataset
+    from representation_probe.data.base import Seeded
+
+    images = torch.randint(0, 17, (30, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    subset = Subset(ArrayDataset(images, torch.arange(30) % 10, scale=1 / 16, image_size=12, channels=3), range(5, 25))
+    keys = [(3, i) for i in (7, 0, 19, 4)]
+    per_item = [Seeded(subset, seed=1)[key] for key in keys]
+    batched = Seeded(subset, seed=1, draws=False).__getitems__(keys)
+    assert [label for _, label in batched] == [label for _, label in per_item]
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batched, per_item))
