@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast bench browser slurm clean
+.PHONY: demo test test-fast bench browser slurm tmux clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as o
 	$(PY) -m representation_probe invert experiment=demo hydra.run.dir=outputs/demo
 	$(PY) -m representation_probe report outputs/demo
 
-test: $(VENV)/.installed browser slurm  ## the whole suite, slow tests included (what CI runs), on every core
+test: $(VENV)/.installed browser slurm tmux  ## the whole suite, slow tests included (what CI runs), on every core
 	$(PY) -m pytest -n auto --dist loadgroup
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
@@ -34,6 +34,10 @@ bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in b
 browser:  ## Debian's chromium, for the test that screenshots the HTML report
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
 		|| echo "warning: chromium not installed; the report screenshot test will be skipped"
+
+tmux:  ## for the test that reads W&B's terminal viewer (wandb leet) off a tmux pane
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux) \
+		|| echo "warning: tmux not installed; the wandb leet test will be skipped"
 
 slurm:  ## Debian's SLURM and munge, for the tests that start a one-node cluster (tests/slurm_cluster.py)
 	@PATH="$$PATH:/usr/sbin:/sbin"; for tool in slurmctld slurmd munged sbatch srun; do command -v $$tool >/dev/null || missing=1; done; \

@@ -33,6 +33,8 @@ def main() -> None:
         sys.argv[1] = f"--config-name={command}"
         if command == "report":
             report_arguments()
+        if command == "dashboard":
+            dashboard_arguments()
     elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
         fail(f"unknown command '{command}'\n{USAGE}")
 
@@ -68,6 +70,14 @@ def report_arguments() -> None:
         sys.argv[2:] = [f"runs=[{','.join(_quoted(d) for d in dirs)}]", *rest]
     elif not any(arg.startswith("runs=") for arg in args) and not any(arg.startswith("--") for arg in args):
         fail(REPORT_USAGE)
+
+
+def dashboard_arguments() -> None:
+    """`dashboard DIR|PROJECT`: the first positional argument becomes source=..."""
+    args = sys.argv[2:]
+    positional = [arg for arg in args if Path(arg).is_dir() or not (OVERRIDE.match(arg) or arg.startswith("-"))]
+    if positional:
+        sys.argv[2:] = [f"source={_quoted(positional[0])}", *(arg for arg in args if arg != positional[0])]
 
 
 def _quoted(path: str) -> str:

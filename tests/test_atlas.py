@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from . import wandb_records
 from .conftest import error_lines
 
 TINY = ["model=resnet10", "dataset.image_size=16", "images=[chelsea]", "dataset.count=96", "dataset.val_count=32",
@@ -40,7 +41,10 @@ def test_an_atlas_runs_its_studies_once_then_finds_them(tmp_path, run_cli):
     log = (again / "atlas.log").read_text()
     assert log.count("reusing") == 5 and "running:" not in log  # train + four studies
     assert json.loads((again / "summary.json").read_text()) == rows
-    assert sorted(p.name for p in again.iterdir() if p.is_dir()) == [".hydra", "report_files"]
+    assert sorted(p.name for p in again.iterdir() if p.is_dir()) == [".hydra", "report_files", "wandb"]
+    logged = wandb_records.summary(wandb_records.the_run(again))  # the atlas's rows, by layer and depth
+    assert logged["config"]["command"] == "atlas" and logged["config"]["model"] == "resnet10"
+    assert logged["summary"]["final/conv3/decoder_psnr"] == pytest.approx(rows[3]["decoder_psnr"], rel=1e-6)
 
 
 @pytest.mark.parametrize("overrides, words", [

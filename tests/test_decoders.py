@@ -10,6 +10,7 @@ from representation_probe.decoders import Decoder, DecoderModule, colour, to_gri
 from representation_probe.models import FeatureExtractor
 from representation_probe.reporting import write_report
 
+from . import wandb_records
 from .conftest import build_model, cli, error_lines
 
 SIZE = 32
@@ -93,12 +94,29 @@ def test_the_colour_measure_is_1_for_the_perturbed_and_0_for_the_original_colour
 # ---- the command ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")  # kept however the tests that read it are ordered
 def decoded(tmp_path_factory):
-    """One decode run of a tiny ResNet on photo patches, shared by the tests below (a real subprocess)."""
+    """One decode run of a tiny ResNet on photo patches, W&B offline, shared by the tests below (a real
+    subprocess)."""
     run_dir = tmp_path_factory.mktemp("decode") / "run"
-    result = cli("decode", *TINY, "trainer.max_epochs=6", "decode.layers=[conv1,conv2]", f"hydra.run.dir={run_dir}",
+    result = cli("decode", *(a for a in TINY if a != "logger=csv"), "logger=wandb", "trainer.max_epochs=6", "decode.layers=[conv1,conv2]", f"hydra.run.dir={run_dir}",
                  cwd=run_dir.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("decoded")
+def test_a_decode_run_logs_its_layers_against_relative_depth_to_wandb(decoded):
+    run = wandb_records.the_run(decoded)
+    logged = wandb_records.summary(run)
+    assert logged["config"]["command"] == "decode" and logged["config"]["layer"] == "conv1,conv2"
+    rows = json.loads((decoded / "summary.json").read_text())
+    held = {r["layer"]: r for r in rows if r["image"] == "held-out"}
+    assert logged["summary"]["final/conv2/held-out/psnr"] == pytest.approx(held["conv2"]["psnr"], rel=1e-6)
+    per_decoder = {f"{stage}/direct/{layer}" for stage in ("train", "val") for layer in ("conv1", "conv2")}
+    assert wandb_records.metric_keys(run) == {"train/loss", "val/loss", "epoch", "trainer/global_step", *per_decoder}
+    table = json.loads(next(run.glob("files/media/table/decode/results*.table.json")).read_text())
+    assert table["columns"][:3] == ["layer", "image", "relative_depth"] and len(table["data"]) == len(rows)
+    assert "_charts/decode/psnr_by_depth" in str(wandb_records.records(run))
 
 
 @pytest.mark.slow

@@ -15,8 +15,8 @@ from representation_probe.reporting import write_report
 from representation_probe.similarity import cka_matrix, information_imbalance, linear_cka
 from representation_probe.similarity.results import Similarity
 
+from . import wandb_records
 from .conftest import cli, compose_config, error_lines
-from .test_sweeps import wandb_history
 from .test_training import write_folder
 
 N = 24
@@ -199,5 +199,13 @@ def test_cli_composes_each_model_inside_the_app_and_logs_figures_to_wandb(tmp_pa
     conv5 = pool(FeatureExtractor(reference, ["conv5"])(images)["conv5"], "mean")
     cka = Similarity.load(run_dir / "similarity.npz").matrices["cka"]
     assert cka[0, 5] == pytest.approx(float(cka_matrix([images, conv5])[0, 1]), abs=1e-6)
-    images_logged = [row for row in wandb_history(run_dir) if "similarity/figures._type" in row]
+    run = wandb_records.the_run(run_dir)
+    images_logged = [row for row in wandb_records.history(run) if "similarity/figures._type" in row]
     assert images_logged and images_logged[0]["similarity/figures.count"] == 4
+    # per-layer values in one table and against relative depth; the models' names as config
+    logged = wandb_records.summary(run)
+    assert logged["config"]["command"] == "similarity" and logged["config"]["model"] == "resnet10,vit_tiny"
+    assert {"final/cka_vs_pixels", "final/resnet10/conv5/cka_vs_pixels", "similarity/results"} <= set(logged["summary"])
+    assert list(run.glob("files/media/table/similarity/results*.table.json"))
+    charts = [r for r in wandb_records.records(run) if r.get("type") == "config"]
+    assert any("_charts/similarity/cka_vs_pixels_by_depth" in str(r) for r in charts)

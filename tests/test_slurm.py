@@ -20,9 +20,10 @@ import yaml
 from hydra_plugins.representation_probe_slurm.launcher import wait
 from representation_probe.rundir import find_runs
 
+from . import wandb_records
 from .conftest import cli
 from .slurm_cluster import LocalCluster, Unavailable
-from .test_sweeps import TINY, wandb_history
+from .test_sweeps import TINY
 
 pytestmark = pytest.mark.xdist_group("slurm")  # one worker (pytest -n) starts the cluster and runs them all
 REPO = Path(__file__).resolve().parents[1]
@@ -76,8 +77,10 @@ def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp
     # both jobs ran as one SLURM array and ended (a failing task ends normally: it reports its error)
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
     assert final_states(slurm, array) == {f"{array}_{task}": "COMPLETED" for task in range(2)}
-    # the compute node wrote W&B's offline run, ready for `wandb sync` from a machine with network
-    history = [row for row in wandb_history(jobs["conv2"]) if "invert/m_g" in row]
+    # the compute nodes wrote W&B's offline runs into the sweep's wandb/, ready for `wandb sync`, one group
+    runs = {wandb_records.run_record(run)["display_name"]: run for run in wandb_records.offline_runs(sweep)}
+    assert {wandb_records.run_record(run)["run_group"] for run in runs.values()} == {str(sweep)}
+    history = [row for row in wandb_records.history(runs["layer=conv2"]) if "invert/m_g" in row]
     assert len(history) == len((jobs["conv2"] / "metrics.csv").read_text().splitlines()) - 1
 
     assert run_cli("report", str(sweep)).code == 0

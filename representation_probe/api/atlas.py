@@ -39,6 +39,7 @@ class Atlas(Result):
     metrics = ("inversion_psnr", "inversion_m_g_over_m_s", "inversion_m_i", "decoder_psnr", "decoder_ssim",
                "colour_kept", "probe_accuracy", "cka_vs_pixels", "cka_step")
     conditions = ("label",)
+    by_depth = ("inversion_m_g_over_m_s", "decoder_psnr", "probe_accuracy", "cka_vs_pixels")
 
     studies: dict[tuple[str, str], Result] = field(default_factory=dict, repr=False)
 

@@ -42,6 +42,7 @@ class Decoding(Result):
                "chained_ssim", "chained_m_i", "inversion_psnr", "inversion_ssim", "inversion_m_i",
                "inversion_m_g_over_m_s")
     conditions = ("mode",)
+    by_depth = ("psnr", "ssim")
 
     decoders: DecoderModule | None = field(default=None, repr=False)
     targets: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
@@ -51,6 +52,14 @@ class Decoding(Result):
     cross: torch.Tensor | None = field(default=None, repr=False)
     colour_rows: list[dict] = field(default_factory=list, repr=False)
     colour_examples: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def row_images(self) -> list | None:
+        """Each evaluation image's reconstruction from the row's layer (none for the held-out rows)."""
+        if not self.reconstructions:
+            return None
+        names = list(self.targets)
+        return [self.reconstructions[row["layer"]][names.index(row["image"])]
+                if row["image"] in names and row["layer"] in self.reconstructions else None for row in self.rows]
 
     def _write(self, run_dir: RunDir) -> None:
         names, model = list(self.targets), self.rows[0]["model"]

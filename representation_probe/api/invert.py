@@ -17,6 +17,7 @@ from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.rundir import Run, RunDir, read_png, write_png
+from representation_probe.sample_keys import sample_key, varying_ids
 from representation_probe.validation import as_list, integer
 
 PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
@@ -29,6 +30,7 @@ class Inversion(Result):
 
     command = "invert"
     metrics = ("loss", "m_g", "m_i", "m_s", "m_i_ref", "m_g_over_m_s", "psnr", "ssim")
+    by_depth = ("m_g_over_m_s", "m_i")
 
     a_g: torch.Tensor | None = None
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -50,6 +52,22 @@ class Inversion(Result):
                 write_png(run_dir.shifted(row["image"], row["seed"]), self.shifted[i])
             if self.a_g is not None:
                 write_png(run_dir.a_g(row["layer"], row["image"], row["seed"]), self.a_g[i])
+
+    def row_images(self) -> list | None:
+        return list(self.a_g) if self.a_g is not None else None
+
+    def curves(self) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """m_g/m_s and m_i of each sample against the step (one line per sample)."""
+        varying = varying_ids(self.rows)
+        if not varying:
+            return {}
+        m_s = {sample_key(row, varying): row["m_s"] for row in self.rows}
+        curves = {"m_g_over_m_s": {key: [] for key in m_s}, "m_i": {key: [] for key in m_s}}
+        for row in self.history_rows:
+            key = sample_key(row, varying)
+            curves["m_g_over_m_s"][key].append((row["step"], row["m_g"] / m_s[key] if m_s[key] else float("nan")))
+            curves["m_i"][key].append((row["step"], row["m_i"]))
+        return curves
 
     @classmethod
     def from_run(cls, run: Run) -> Inversion:

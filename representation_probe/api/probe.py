@@ -32,6 +32,7 @@ class Probing(Result):
     command = "probe"
     metrics = ("accuracy", "val_acc")
     conditions = ("pool",)
+    by_depth = ("accuracy",)
 
     probes: LinearProbes | None = field(default=None, repr=False)
 

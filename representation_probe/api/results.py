@@ -26,6 +26,7 @@ class Result:
     command: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]] = ()
     conditions: ClassVar[tuple[str, ...]] = ()
+    by_depth: ClassVar[tuple[str, ...]] = ()  # the measurements W&B plots against relative depth
 
     rows: list[dict]
     history_rows: list[dict] = field(default_factory=list, repr=False)  # metrics.csv
@@ -74,6 +75,14 @@ class Result:
 
     def _write(self, run_dir: RunDir) -> None:
         """The study's own files (images, matrices, decoders)."""
+
+    def row_images(self) -> list | None:
+        """An image per row ((3, H, W) in [0, 1]) where the study makes one, for the W&B table."""
+        return None
+
+    def curves(self) -> dict[str, dict[str, list[tuple[int, float]]]]:
+        """Recorded curves of a run holding several samples, for W&B: kind -> sample -> (step, value)."""
+        return {}
 
     @classmethod
     def from_run(cls, run: Run) -> Result:

@@ -36,6 +36,7 @@ class Comparison(Result):
     command = "similarity"
     metrics = tuple(f"{m}_{key}" for m in METRICS for key in ("step", "vs_pixels"))
     conditions = ("label",)
+    by_depth = tuple(f"{m}_vs_pixels" for m in METRICS)
 
     similarity: Similarity | None = field(default=None, repr=False)
 

@@ -7,6 +7,7 @@ import errno
 import importlib
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -14,8 +15,9 @@ from hydra.errors import CompactHydraException, InstantiationException, MissingC
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from representation_probe import presets, tracking
+from representation_probe.api.runtime import LIGHTNING_LOGGERS
 from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
-from representation_probe import presets
 from representation_probe.errors import ConfigError
 from representation_probe.rundir import RunDir, find_runs
 
@@ -34,6 +36,7 @@ def main(cfg: DictConfig) -> float | None:
     """
     hydra_cfg = HydraConfig.get()
     command = hydra_cfg.job.config_name
+    _one_console()
     run_dir = RunDir(hydra_cfg.runtime.output_dir) if hydra_cfg.output_subdir is not None else None  # else prints only
     try:
         if run_dir:
@@ -59,10 +62,22 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     finally:
-        if "wandb" in sys.modules:
-            import wandb
+        tracking.finish()
 
-            wandb.finish()
+
+def _one_console() -> None:
+    """Each line once, without third-party advice: Lightning's loggers print through Hydra's handlers (the
+    console and <run dir>/<command>.log) instead of their own as well; its tips and hints are dropped."""
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if type(h) is not logging.StreamHandler]
+        logger.propagate = True
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tips)  # once: a set of filters
+    warnings.filterwarnings("ignore", message=r".*(`srun` command is available|LeafSpec|treespec).*")
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    return "Tip:" not in str(record.msg)
 
 
 def user_error(err: BaseException) -> str | None:

@@ -15,6 +15,7 @@ from representation_probe.commands import config_choice
 from representation_probe.errors import ConfigError
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir
+from representation_probe.tracking import build_loggers, log_result
 from representation_probe.validation import as_list, positive_int
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def run(cfg: DictConfig) -> None:
                    data=dataset(config_choice("dataset"), **plain(cfg.dataset)), images=as_list(plain(cfg.images)),
                    seed=cfg.seed, image_size=size, studies=studies, directory=run_dir.path, reuse=roots[1:])
     result.save(run_dir.path, config=cfg)
+    log_result(build_loggers(cfg, "atlas", tags=[model_name, "atlas"]), result)
     log.info("wrote %s", run_dir.path / "report.html")
 
 

@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 from representation_probe.api.decode import decode
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.decoders.evaluate import HELD_OUT
-from representation_probe.loggers import build_loggers
 from representation_probe.rundir import RunDir
+from representation_probe.tracking import build_loggers, log_result
 from representation_probe.training.checkpoints import build_callbacks, remove_untracked, resume_path
 from representation_probe.validation import as_list
 
@@ -27,7 +27,7 @@ def run(cfg: DictConfig) -> float:
     """Train the decoders, evaluate them; returns the mean held-out PSNR over the layers."""
     run_dir, d = RunDir.current(), cfg.decode
     resume = resume_path(cfg.ckpt_path, run_dir)
-    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode", d.mode])
+    loggers = build_loggers(cfg, "decode", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode", d.mode])
     callbacks = build_callbacks(cfg.callbacks, run_dir)
     result = decode(arguments(cfg.model), instantiate(cfg.dataset), plain(d.layers), epochs=cfg.trainer.max_epochs,
                     optimizer=instantiate(cfg.optimizer), lr=None, eval_images=as_list(plain(cfg.eval_images)),
@@ -38,14 +38,7 @@ def run(cfg: DictConfig) -> float:
     if not result.rows:  # another DDP rank: rank 0 evaluates and writes
         return math.nan
     result.save(run_dir.path, config=cfg)
-    layers, images = result.decoders.layers, list(result.targets)
-    for logger in loggers:  # held-out scores per layer, and each evaluation image's reconstructions
-        logger.log_metrics({f"decode/{key}/{r['layer']}": r[key] for r in result.rows if r["image"] == HELD_OUT
-                            for key in ("psnr", "ssim", "mse")})
-        if hasattr(logger, "log_image"):
-            for image in images:
-                logger.log_image(f"decode/{image}", [str(run_dir.decoded(layer, image)) for layer in layers],
-                                 caption=layers)
+    log_result(loggers, result)
     held = [r for r in result.rows if r["image"] == HELD_OUT]
     log.info("held-out PSNR per layer: %s (mean image: %.1f dB)",
              ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in held), held[0]["baseline_psnr"])

@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 from representation_probe.api.invert import chosen_layers, invert
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.errors import ConfigError
-from representation_probe.loggers import build_loggers
 from representation_probe.models.load import load
 from representation_probe.rundir import RunDir
+from representation_probe.tracking import build_loggers, log_result
 from representation_probe.validation import as_list
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,11 @@ def run(cfg: DictConfig) -> float:
     layers = chosen_layers(backbone, plain(cfg.layer))
     if cfg.layer is None or cfg.layer == "probe_points":  # config.yaml records the layers actually inverted
         cfg.layer = layers[0] if cfg.layer is None else layers
-    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", *layers])
+    loggers = build_loggers(cfg, "invert", tags=[cfg.model.name, f"weights:{cfg.model.weights}", *layers])
     result = invert(backbone, as_list(plain(cfg.image)), layers, seeds=plain(cfg.seed), **arguments(cfg.inversion),
                     trainer=trainer_factory(cfg.trainer), progress=True, loggers=loggers)
     result.save(run_dir.path, config=cfg)
+    log_result(loggers, result)
     if result.diverged_at is not None:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {result.diverged_at}; what "
                           f"was measured is in {run_dir.path}; try a smaller inversion.lr "

@@ -13,10 +13,10 @@ from representation_probe.cli.shell import arguments
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.invertibility import Study, study
-from representation_probe.loggers import build_loggers
 from representation_probe.models.load import load
 from representation_probe.reporting import invertibility as figures
 from representation_probe.rundir import RunDir, write_atomic, write_csv, write_png
+from representation_probe.tracking import build_loggers, log_rows
 from representation_probe.validation import as_list, positive_int
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,10 @@ def run(cfg: DictConfig) -> float:
                    method=cfg.method, **result.summary, seconds=round(seconds, 3))
     _write(run_dir, cfg, summary, result, target)
     composed = summary["composed"]
-    for logger in build_loggers(cfg, tags=[cfg.model.name, "invertibility"]):
-        logger.log_metrics(_flat_numbers(summary, "invertibility"), step=0)
+    loggers = build_loggers(cfg, "invertibility", tags=[cfg.model.name, "invertibility"])
+    numbers = _flat_numbers({key: value for key, value in summary.items() if key not in ("seed", "seconds")})
+    log_rows(loggers, "invertibility", [summary | numbers], metrics=list(numbers))
+    for logger in loggers:
         if hasattr(logger, "log_image"):
             pngs = run_dir.figures()
             logger.log_image("invertibility/figures", [str(png) for png in pngs], step=0,
@@ -88,12 +90,12 @@ def _write(run_dir: RunDir, cfg: DictConfig, summary: dict, result: Study, targe
         write_png(run_dir.a_pp_median, result.a_pp_median.view_as(target).float())
 
 
-def _flat_numbers(tree, prefix: str) -> dict[str, float]:
-    """Numeric leaves of nested dicts and lists as {'prefix/a/b': value} for the loggers."""
+def _flat_numbers(tree, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested dicts and lists as {'a/b': value} for the loggers."""
     if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in _flat_numbers(value, f"{prefix}/{key}").items()}
+        return {k: v for key, value in tree.items() for k, v in _flat_numbers(value, f"{prefix}{key}/").items()}
     if isinstance(tree, list):
-        return {k: v for i, value in enumerate(tree) for k, v in _flat_numbers(value, f"{prefix}/{i}").items()}
+        return {k: v for i, value in enumerate(tree) for k, v in _flat_numbers(value, f"{prefix}{i}/").items()}
     if isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree):
-        return {prefix: float(tree)}
+        return {prefix.rstrip("/"): float(tree)}
     return {}

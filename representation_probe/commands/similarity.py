@@ -4,7 +4,6 @@ of several models and the pixels, on the same held-out images; processing-step p
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -13,15 +12,14 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.api.data import dataset
-from representation_probe.api.similarity import similarity
+from representation_probe.api.similarity import Comparison, similarity
 from representation_probe.cli.shell import plain
 from representation_probe.commands import config_choice
 from representation_probe.errors import ConfigError
-from representation_probe.loggers import build_loggers
 from representation_probe.models.load import load
 from representation_probe.presets import CONF, names as presets
 from representation_probe.rundir import RunDir
-from representation_probe.similarity.results import Similarity
+from representation_probe.tracking import build_loggers, log_result
 from representation_probe.validation import as_list
 
 log = logging.getLogger(__name__)
@@ -39,7 +37,7 @@ def run(cfg: DictConfig) -> None:
                         pool=cfg.pool, pixels=cfg.pixels, debiased=cfg.cka.debiased, cka_batch_size=cfg.cka.batch_size,
                         mknn_k=cfg.mknn.k, ii_k=cfg.ii.k, memory_gb=cfg.memory_gb, spill=run_dir.features)
     result.save(run_dir.path, config=cfg)
-    _log(cfg, result.similarity, names, weights, run_dir.figures())
+    _log(cfg, result, names, weights, run_dir.figures())
 
 
 def _models_and_weights(cfg: DictConfig) -> tuple[list[str], list[str]]:
@@ -77,15 +75,14 @@ def _composed(name: str) -> DictConfig:
         raise ConfigError(f"unknown model '{name}'; models (conf/model/): {', '.join(presets('model'))}") from None
 
 
-def _log(cfg: DictConfig, result: Similarity, names: list[str], weights: list[str], pngs: list[Path]) -> None:
+def _log(cfg: DictConfig, result: Comparison, names: list[str], weights: list[str], pngs: list[Path]) -> None:
     """The headline numbers to the log, the figures to the configured loggers."""
-    for row in result.profiles():
+    for row in result.similarity.profiles():
         if row["step"] is not None:
             log.info("%s %s %s: step %.3f, vs pixels %s", row["metric"], row["model"], row["layer"], row["step"],
                      "-" if row["vs_pixels"] is None else f"{row['vs_pixels']:.3f}")
-    for logger in build_loggers(cfg, tags=[*names, *(f"weights:{w}" for w in weights), "similarity"]):
+    loggers = build_loggers(cfg, "similarity", tags=[*names, *(f"weights:{w}" for w in weights), "similarity"])
+    for logger in loggers:
         if hasattr(logger, "log_image"):
             logger.log_image("similarity/figures", [str(p) for p in pngs], step=0, caption=[p.stem for p in pngs])
-        steps = {f"similarity/{r['metric']}/step/{r['model']}/{r['layer']}": r["step"] for r in result.profiles()
-                 if r["step"] is not None and math.isfinite(r["step"])}
-        logger.log_metrics(steps, step=0)
+    log_result(loggers, result)

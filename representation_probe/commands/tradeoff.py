@@ -11,8 +11,8 @@ from representation_probe.api.data import dataset
 from representation_probe.api.tradeoff import check_weight, tradeoff
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.commands import config_choice
-from representation_probe.loggers import build_loggers
 from representation_probe.rundir import RunDir
+from representation_probe.tracking import build_loggers, log_result
 from representation_probe.tradeoff import build_net
 from representation_probe.training.checkpoints import build_callbacks, resume_path
 
@@ -22,7 +22,7 @@ def run(cfg: DictConfig) -> float:
     run_dir = RunDir.current()
     weight = check_weight(cfg.tradeoff.weight)
     resume = resume_path(cfg.ckpt_path, run_dir)
-    loggers = build_loggers(cfg, tags=[cfg.net.name, f"weight:{weight}", f"latent:{cfg.tradeoff.latent}",
+    loggers = build_loggers(cfg, "tradeoff", tags=[cfg.net.name, f"weight:{weight}", f"latent:{cfg.tradeoff.latent}",
                                        "tradeoff"])
     result = tradeoff(dataset(config_choice("dataset"), **plain(cfg.dataset)), weight=weight,
                       net=partial(build_net, **arguments(cfg.net)), latent=cfg.tradeoff.latent,
@@ -33,5 +33,6 @@ def run(cfg: DictConfig) -> float:
                       directory=run_dir.path, progress=True, loggers=loggers)
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
+        log_result(loggers, result)
         return result.rows[0]["val_loss"]
     return float("nan")

@@ -11,11 +11,11 @@ from omegaconf import DictConfig
 
 from representation_probe.cli.shell import arguments
 from representation_probe.errors import ConfigError
-from representation_probe.loggers import build_loggers
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
 from representation_probe.reporting import kernel_panels
 from representation_probe.rundir import RunDir, write_atomic
+from representation_probe.tracking import build_loggers, log_rows
 from representation_probe.training.checkpoints import Resume, build_callbacks, remove_untracked, resume_path
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.validation import integer, positive_int
@@ -44,7 +44,7 @@ def run(cfg: DictConfig) -> float:
             remove_untracked(run_dir, list(resume.checkpoint.get("callbacks", {}).values()), keep=resume.path)
         resume.checkpoint = None  # Lightning loads it again; do not hold it twice
     run_dir.write_config(cfg)  # now: a killed run keeps it, and a resumed one is checked against it
-    loggers = build_loggers(cfg, tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
+    loggers = build_loggers(cfg, "train", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
     callbacks = [*build_callbacks(cfg.get("callbacks") or {}, run_dir), EpochMetrics(run_dir)]  # null: Lightning's
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
     start = time.perf_counter()
@@ -60,13 +60,15 @@ def run(cfg: DictConfig) -> float:
         write_atomic(run_dir.trained_kernels, kernel_panels({f"{cfg.model.name} trained": module.net}))
         last = run_dir.last_checkpoint
         skipped = set(run_dir.skipped_files.read_text().splitlines()) if run_dir.skipped_files.is_file() else set()
-        run_dir.write_summary(dict(
+        summary = dict(
             command="train", model=cfg.model.name, weights=str(cfg.model.weights), dataset=cfg.dataset._target_,
             seed=seed, val_acc=val_acc, train_acc=metrics.get("train/acc"), epochs=trainer.current_epoch,
             global_step=trainer.global_step, checkpoint=str(last) if last.is_file() else None,
             best_checkpoint=(checkpoint.best_model_path or None) if checkpoint else None,
             resumed_from=str(resume.path) if resume.path else None, unreadable_checkpoints=resume.unreadable,
-            skipped_files=len(skipped), seconds=round(seconds, 3)))
+            skipped_files=len(skipped), seconds=round(seconds, 3))
+        run_dir.write_summary(summary)
+        log_rows(loggers, "train", [summary], metrics=("val_acc", "train_acc", "epochs"))
     return val_acc
 
 

@@ -83,13 +83,15 @@ class DecoderModule(L.LightningModule):
         losses = self.losses(*self.inputs(batch))
         loss = sum(losses.values())  # the decoders are independent: the sum trains each on its own loss
         self.log("train/loss", loss, prog_bar=True)
-        self.log_dict({f"train/{name}": value for name, value in losses.items()})
+        if len(losses) > 1:  # each decoder's own curve where a run trains several (its one is train/loss)
+            self.log_dict({f"train/{name}": value for name, value in losses.items()})
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
         losses = self.losses(*self.inputs(batch))
         self.log("val/loss", sum(losses.values()), prog_bar=True, sync_dist=True)
-        self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True)
+        if len(losses) > 1:
+            self.log_dict({f"val/{name}": value for name, value in losses.items()}, sync_dist=True)
 
     def configure_optimizers(self):
         return self.optimizer_factory(params=self.parameters())

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import partial
-
 import math
 import time
+from dataclasses import dataclass
+from functools import partial
 
 import lightning as L
 import torch
@@ -23,6 +22,7 @@ from representation_probe.inversion.options import Schedule, check, eps_scale, s
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
 from representation_probe.optimizers import optimizer_factory
+from representation_probe.sample_keys import sample_key, varying_ids
 
 plain_cuda_check()  # after importing Lightning, which made it cost ~45 us per Adam step here
 
@@ -219,23 +219,28 @@ class InversionModule(L.LightningModule):
         rows = [dict(step=step, layer=s.layer, image=s.image, seed=s.seed, loss=l, m_g=g, m_i=i, lr=lr)
                 for s, (l, g, i) in zip(self.samples, values)]
         self.history += rows
-        logged = {"invert/lr": lr}
-        for row, tag, m_s in zip(rows, self.tags, self.m_s.tolist()):
-            logged |= {f"{tag}/{key}": row[key] for key in ("loss", "m_g", "m_i")}
-            logged[f"{tag}/m_s"] = m_s
+        if self.loggers:
+            self._log(step, rows, lr)
+        return m_i
+
+    def _log(self, step: int, rows: list[dict], lr: float) -> None:
+        """The same keys in every run, whatever it holds: the mean over its samples (a sample's own value when
+        it holds one). A sample's curve is a line of the run's per-kind chart at the end (tracking.log_result)."""
+        ratios = [row["m_g"] / m_s if m_s else math.nan for row, m_s in zip(rows, self.m_s.tolist())]
+        logged = {f"invert/{key}": sum(row[key] for row in rows) / len(rows) for key in ("loss", "m_g", "m_i")}
+        logged |= {"invert/m_g_over_m_s": sum(ratios) / len(ratios), "invert/lr": lr}
         for logger in self.loggers:
             logger.log_metrics(logged, step=step)
             if hasattr(logger, "log_image") and (step % self.image_every == 0 or step == self.steps):
                 images = list(self.image.detach().clamp(0, 1).cpu())
-                logger.log_image("invert/a_g", images, step=step, caption=self.tags)
-        return m_i
+                logger.log_image("invert/a_g", images, step=step, caption=self.captions)
 
     @property
-    def tags(self) -> list[str]:
-        """Metric prefix of each sample: `invert` alone, else `invert/<layer>/<image>/seed<seed>`."""
-        if len(self.samples) == 1:
-            return ["invert"]
-        return [f"invert/{s.layer}/{s.image}/seed{s.seed}" for s in self.samples]
+    def captions(self) -> list[str]:
+        """Each sample's name in the a_g panel: what varies in the run (`conv3`, `chelsea/seed1`)."""
+        rows = [dict(layer=s.layer, image=s.image, seed=s.seed) for s in self.samples]
+        varying = varying_ids(rows) or ["layer"]
+        return [sample_key(row, varying) for row in rows]
 
     # ---- results -------------------------------------------------------------------------------
     def on_train_end(self) -> None:

@@ -79,7 +79,7 @@ class LinearProbes(L.LightningModule):
         accuracies = [float(metric.compute()) for metric in self.accuracy[stage]]
         for metric in self.accuracy[stage]:
             metric.reset()
-        for layer, accuracy in zip(self.layers, accuracies):
+        for layer, accuracy in zip(self.layers if len(self.layers) > 1 else (), accuracies):  # what varies only
             self.log(f"{stage}/acc/{layer}", accuracy)
         self.log(f"{stage}/acc", sum(accuracies) / len(accuracies), prog_bar=True)  # early stopping watches it
         self.results[stage] = accuracies
