@@ -47,13 +47,16 @@ def build_loggers(cfg: DictConfig, command: str, tags: Sequence[str] = ()) -> li
 
 
 def _run_name(hydra_cfg, multirun: bool) -> str:
-    """A job of a multirun by what the sweep chose for it (`layer=conv2`): its overrides that the command line
-    did not give as they are (multirun.yaml keeps those); a single run by its directory's name."""
+    """A job of a multirun by what the sweep chose for it (`layer=conv2`): the keys of the sweeper's params
+    (Optuna's) and the overrides the command line did not give as they are (the basic sweeper's
+    multirun.yaml keeps those); a single run by its directory's name."""
     if not multirun:
         return Path(hydra_cfg.runtime.output_dir).name
     given = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
-    given = set(OmegaConf.load(given).hydra.overrides.task) if given.is_file() else set()
-    chosen = [override for override in hydra_cfg.overrides.task if override not in given]
+    given = set(OmegaConf.load(given).hydra.overrides.task) if given.is_file() else None
+    params = set(hydra_cfg.sweeper.get("params") or {})
+    chosen = [override for override in hydra_cfg.overrides.task
+              if override.split("=")[0].lstrip("+~") in params or (given is not None and override not in given)]
     return (",".join(chosen) or f"job {hydra_cfg.job.num}")[:128]
 
 

@@ -58,13 +58,17 @@ def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path, run
 def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path, run_cli):
     sweep = tmp_path / "eps"
     done = run_cli("invert", "-m", "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
-                   f"hydra.sweep.dir={sweep}")
+                   "logger=wandb", f"hydra.sweep.dir={sweep}")
     assert done.code == 0, done.err[-2000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     trials = [json.loads(p.read_text()) for p in sweep.glob("*/summary.json")]
     assert len(trials) == 2
     assert isinstance(best["best_value"], float) and best["best_value"] == min(t["m_g"] for t in trials)
     assert best["best_params"]["inversion.lr"] in [t["lr"] for t in trials]
+    # W&B: the trials are one group in the sweep's wandb/, each named by the eps Optuna chose for it
+    records = [wandb_records.run_record(run) for run in wandb_records.offline_runs(sweep)]
+    assert sorted(r["display_name"] for r in records) == sorted(f"inversion.lr={t['lr']}" for t in trials)
+    assert {r["run_group"] for r in records} == {str(sweep)}
 
 
 @pytest.mark.slow
