@@ -97,8 +97,8 @@ def decoded(tmp_path_factory):
     """One decode run of a tiny ResNet on photo patches, W&B offline, shared by the tests below (a real
     subprocess)."""
     run_dir = tmp_path_factory.mktemp("decode") / "run"
-    result = cli("decode", *(a for a in TINY if a != "logger=csv"), "logger=wandb", "trainer.max_epochs=6", "decode.layers=[conv1,conv2]", f"hydra.run.dir={run_dir}",
-                 cwd=run_dir.parent)
+    result = cli("decode", *(a for a in TINY if a != "logger=csv"), "logger=wandb", "trainer.max_epochs=6",
+                 "decode.layers=[conv1,conv2]", f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
