@@ -62,21 +62,22 @@ def test_a_multirun_is_one_group_whose_jobs_log_the_same_keys(sweep):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by `make test`")
-def test_leet_overlays_the_jobs_of_a_sweep_on_one_chart(sweep):
+def test_leet_overlays_the_jobs_of_a_sweep_on_one_chart(sweep, tmp_path):
     """W&B's terminal viewer on the sweep's wandb/: selecting the second job draws it on the same m_g chart."""
     values = [[row["invert/m_g"] for row in wandb_records.history(run) if "invert/m_g" in row]
               for run in wandb_records.offline_runs(sweep)]
     low, high = min(map(min, values)), max(map(max, values))
     session = f"leet{time.monotonic_ns()}"
+    (sweep / "wandb" / ".wandb-leet.json").unlink(missing_ok=True)  # LEET keeps its selection there: start afresh
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-                    f"{wandb_records.WANDB} leet {sweep / 'wandb'}"], check=True)
+                    f"XDG_CONFIG_HOME={tmp_path} {wandb_records.WANDB} leet {sweep / 'wandb'}"], check=True)
     try:
         one = _screen(session, until="Runs [2 items]")
         subprocess.run(["tmux", "send-keys", "-t", session, "Down", "Space"], check=True)
-        both = _screen(session, until="●")
+        both = _screen(session, until="● offline-run")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
-    assert "Metrics [1-6 of 6]" in one  # one chart per metric kind
+    assert "Metrics [1-6 of 6]" in one and "○ offline-run" in one  # one job shown; one chart per metric kind
     shown = _y_axis(one, "invert/m_g")
     assert not (shown[0] <= low * 1.05 and shown[1] >= high * 0.95)  # one job's curve alone
     shown = _y_axis(both, "invert/m_g")
@@ -95,7 +96,8 @@ def _screen(session: str, until: str, timeout: float = 30) -> str:
 def _y_axis(screen: str, title: str) -> tuple[float, float]:
     """The lowest and highest y label of a LEET chart (its labels stand left of the axis, under the title)."""
     lines = screen.splitlines()
-    row, found = next((i, m) for i, line in enumerate(lines) if (m := re.search(rf"│{re.escape(title)}\s+│", line)))
+    title = re.compile(rf"│{re.escape(title)}\s+(\[x: [^]]*\])?\s*│")  # its x axis's name if there is room
+    row, found = next((i, m) for i, line in enumerate(lines) if (m := title.search(line)))
     column, labels = found.start() + 1, []
     for line in lines[row + 1:]:
         label = re.match(r"\s*(-?[0-9.]+(?:e[-+]?[0-9]+)?)\s*[│└]", line[column:column + 10])
