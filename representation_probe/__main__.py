@@ -38,6 +38,17 @@ def main() -> None:
     elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
         fail(f"unknown command '{command}'\n{USAGE}")
 
+    from representation_probe.interrupts import Interrupted, signals_end_the_run
+
+    try:
+        with signals_end_the_run():  # from the start: a signal while it loads ends it the same way
+            run(command)
+    except Interrupted as err:  # before the command ran (after, its wrapper recorded it and exited)
+        fail(f"interrupted by {err} before the command started", code=err.exit_code)
+
+
+def run(command: str) -> None:
+    lock_the_run_directory(command)
     import hydra  # imported only now: --help stays instant
 
     from representation_probe.commands import main as task
@@ -58,6 +69,22 @@ def main() -> None:
         if line is None:
             raise
         fail(line)
+
+
+def lock_the_run_directory(command: str) -> None:
+    """A run directory given on the command line is locked before Hydra writes its .hydra/ files into it
+    (run_lock.py); the command's wrapper locks the others, and a multirun's jobs."""
+    if "-m" in sys.argv or "--multirun" in sys.argv:
+        return
+    given = [arg.split("=", 1)[1] for arg in sys.argv[2:] if arg.startswith("hydra.run.dir=")]
+    if given:
+        from representation_probe import run_lock
+        from representation_probe.errors import ConfigError
+
+        try:
+            run_lock.acquire(Path(given[-1].strip("'\"")), command)
+        except ConfigError as err:
+            fail(str(err))
 
 
 def report_arguments() -> None:

@@ -40,6 +40,7 @@ class RunDir:
     summary_file = property(lambda self: self.path / "summary.json")
     metrics_file = property(lambda self: self.path / "metrics.csv")
     failure_file = property(lambda self: self.path / "failure.json")
+    interrupted_file = property(lambda self: self.path / "interrupted.json")  # a signal stopped the last attempt
     checkpoints = property(lambda self: self.path / "checkpoints")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.ckpt")
     skipped_files = property(lambda self: self.path / "skipped_files.txt")  # unreadable data files, one a line
@@ -110,9 +111,13 @@ class RunDir:
         except (UnicodeDecodeError, csv.Error) as err:
             raise ValueError(f"{self.metrics_file}: unreadable ({type(err).__name__}: {err})") from None
 
+    def write_interrupted(self, record: dict) -> None:
+        write_json(self.interrupted_file, record)
+
     def clear_failure(self) -> None:
-        """A new attempt in the same directory: an earlier attempt's failure no longer stands."""
+        """A new attempt in the same directory: an earlier attempt's failure or interruption no longer stands."""
         self.failure_file.unlink(missing_ok=True)
+        self.interrupted_file.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

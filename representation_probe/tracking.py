@@ -82,8 +82,8 @@ def wandb_logger(project: str, mode: str, save_dir: str, job_type: str, name: st
     return WandbLogger(experiment=run)
 
 
-def finish() -> None:
-    """End the W&B run of this process, if any, with one line saying where it is."""
+def finish(exit_code: int = 0) -> None:
+    """End the W&B run of this process, if any (a non-zero code marks it failed), with one line saying where."""
     import sys
 
     if "wandb" not in sys.modules:
@@ -94,7 +94,7 @@ def finish() -> None:
     if run is None:
         return
     where = run.url if not run.offline else f"{run.settings.sync_dir} (upload: wandb sync {run.settings.sync_dir})"
-    wandb.finish()
+    wandb.finish(exit_code=exit_code)
     log.info("W&B run %s: %s", run.name, where)
 
 

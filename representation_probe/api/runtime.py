@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import lightning as L
 
+from representation_probe import interrupts
 from representation_probe.models import Backbone
 from representation_probe.models.load import load
 
@@ -31,12 +32,19 @@ def make_trainer(trainer: Mapping | Callable | None, *, progress: Progress = Fal
                  **fixed) -> L.Trainer:
     """A Lightning Trainer: `trainer` is a mapping of Trainer arguments or a callable taking them (the
     CLI's configured trainer); the study's `fixed` arguments win; a CPU by default."""
-    own = [*callbacks, *([ProgressCallback(progress)] if callable(progress) else [])]
+    own = [*callbacks, StepRecorder(), *([ProgressCallback(progress)] if callable(progress) else [])]
     arguments = dict(fixed, logger=list(loggers) or False, enable_progress_bar=progress is True, callbacks=own)
     if callable(trainer):
         return trainer(**arguments)
     given = {key: value for key, value in (trainer or {}).items() if key != "_target_"}
     return L.Trainer(**dict(accelerator="cpu", devices=1, enable_model_summary=False) | given | arguments)
+
+
+class StepRecorder(L.Callback):
+    """Keeps the step and epoch the trainer reached, for the record of a run a signal stops (interrupts.py)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        interrupts.progress.update(step=trainer.global_step, epoch=trainer.current_epoch)
 
 
 class ProgressCallback(L.Callback):

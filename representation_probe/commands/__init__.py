@@ -15,7 +15,7 @@ from hydra.errors import CompactHydraException, InstantiationException, MissingC
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from representation_probe import presets, tracking
+from representation_probe import interrupts, presets, run_lock, tracking
 from representation_probe.api.runtime import LIGHTNING_LOGGERS
 from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
 from representation_probe.errors import ConfigError
@@ -38,14 +38,27 @@ def main(cfg: DictConfig) -> float | None:
     command = hydra_cfg.job.config_name
     _one_console()
     run_dir = RunDir(hydra_cfg.runtime.output_dir) if hydra_cfg.output_subdir is not None else None  # else prints only
+    locked = run_dir is not None and _lock(run_dir, command, hydra_cfg)
     try:
         if run_dir:
             run_dir.clear_failure()
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
-        return importlib.import_module(f"{__name__}.{command}").run(cfg)
+        with interrupts.signals_end_the_run():
+            return importlib.import_module(f"{__name__}.{command}").run(cfg)
+    except interrupts.Interrupted as err:  # the whole process stops, a sweep too
+        resume = run_dir.last_checkpoint if run_dir and run_dir.last_checkpoint.is_file() else None
+        record = interrupts.record(err, command, str(resume) if resume else None)
+        if run_dir:
+            run_dir.write_interrupted(record)
+        print(f"error: interrupted by {err} at step {record['step']}; "
+              + (f"the same command resumes from {resume}" if resume else "the same command runs it again"),
+              file=sys.stderr)
+        tracking.finish(exit_code=err.exit_code)
+        sys.exit(err.exit_code)
     except Exception as err:
+        tracking.finish(exit_code=1)
         line = user_error(err)
         if line is None:  # a bug: its traceback goes into <run dir>/<command>.log as well
             _log_to_files("%s failed", command, exc_info=True)
@@ -63,6 +76,21 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     finally:
         tracking.finish()
+        if locked:
+            run_lock.release(run_dir.path)
+
+
+def _lock(run_dir: RunDir, command: str, hydra_cfg) -> bool:
+    """The run directory for this command alone (run_lock.py): another's is refused before anything of this
+    run goes into it."""
+    try:
+        return run_lock.acquire(run_dir.path, command)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            err.sweep_dir = str(hydra_cfg.sweep.dir)
+            raise
+        sys.exit(2)
 
 
 def _one_console() -> None:

@@ -9,6 +9,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe.api.runtime import StepRecorder
 from representation_probe.cli.shell import arguments
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
@@ -45,7 +46,8 @@ def run(cfg: DictConfig) -> float:
         resume.checkpoint = None  # Lightning loads it again; do not hold it twice
     run_dir.write_config(cfg)  # now: a killed run keeps it, and a resumed one is checked against it
     loggers = build_loggers(cfg, "train", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "train"])
-    callbacks = [*build_callbacks(cfg.get("callbacks") or {}, run_dir), EpochMetrics(run_dir)]  # null: Lightning's
+    callbacks = [*build_callbacks(cfg.get("callbacks") or {}, run_dir), EpochMetrics(run_dir),  # null: Lightning's
+                 StepRecorder()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=run_dir.path)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path)

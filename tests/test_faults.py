@@ -1,0 +1,97 @@
+"""Faults from outside the inputs (README, *Reliability*): real signals to real processes, a run directory
+that another command holds, W&B without a key or a network, a filesystem that fills."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import cli, cli_command, cli_env, error_lines
+from .test_resume import wait_for
+from .test_training import TINY as TRAIN
+
+TRAIN_SMALL = [*TRAIN, "dataset=noise", "dataset.count=256", "dataset.val_count=32", "dataset.image_size=16",
+               "dataset.batch_size=32", "trainer.max_epochs=4"]
+INVERT = ["model=resnet10", "model.image_size=32", "logger=csv"]
+
+
+def started(command: str, *args: str, cwd) -> subprocess.Popen:
+    return subprocess.Popen(cli_command(command, *args), cwd=cwd, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def held(lock, job: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the job holds its run directory's lock (the lock file names it)."""
+    deadline = time.monotonic() + timeout
+    while not lock.is_file() or not lock.read_text():
+        assert job.poll() is None and time.monotonic() < deadline, "the command ended before it took its lock"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_in_training_ends_it_on_the_record_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    train = [*TRAIN_SMALL, f"hydra.run.dir={run_dir}"]
+    job = started("train", *train, cwd=tmp_path)
+    wait_for("last.ckpt", run_dir / "checkpoints", job)  # an epoch is done: a checkpoint to resume from
+    job.send_signal(signal.SIGTERM)  # what SLURM sends at preemption and at the time limit
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert error_lines(stderr)[-1].startswith("error: interrupted by SIGTERM at step ")
+    record = json.loads((run_dir / "interrupted.json").read_text())
+    assert record["signal"] == "SIGTERM" and record["step"] >= 8 and record["command"] == "train"
+    assert record["resume_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert not (run_dir / "summary.json").exists()  # nothing takes it for a finished run
+
+    done = cli("train", *train, cwd=tmp_path)  # the same command again: resumes, and the record goes
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["resumed_from"] == record["resume_from"] and summary["epochs"] == 4
+    assert not (run_dir / "interrupted.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_ctrl_c_or_a_closed_terminal_stops_an_inversion_with_the_signals_code(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    job = started("invert", *INVERT, "inversion.steps=100000", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    wait_for("invert.log", run_dir, job)  # the command runs
+    time.sleep(1)
+    job.send_signal(signum)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 128 + signum, stderr[-2000:]
+    record = json.loads((run_dir / "interrupted.json").read_text())
+    assert record["signal"] == signal.Signals(signum).name and record["resume_from"] is None
+    assert not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_directory_has_one_owner_and_a_dead_owners_lock_is_taken_over(tmp_path):
+    run_dir = tmp_path / "run"
+    first = started("invert", *INVERT, "inversion.steps=100000", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    try:
+        held(run_dir / ".lock", first)
+        second = cli("train", *TRAIN_SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert second.returncode == 2
+        [line] = error_lines(second.stderr)
+        assert f"the run directory {run_dir} is in use by `invert` (pid {first.pid} on " in line
+        assert "hydra.run.dir" in line
+        assert not (run_dir / "train.log").exists()  # nothing of the second command went in
+    finally:
+        first.kill()  # SIGKILL: no handler runs, the lock file stays behind
+        first.communicate()
+    again = cli("invert", *INVERT, "inversion.steps=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]  # the dead process's lock is free
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 2
+
+
+def test_a_run_directory_that_is_a_file_is_one_line(tmp_path, run_cli):
+    path = tmp_path / "taken"
+    path.write_text("not a directory")
+    done = run_cli("invert", *INVERT, f"hydra.run.dir={path}")
+    assert done.code == 2
+    assert error_lines(done.err) == [f"error: the run directory {path} is a file; pass another hydra.run.dir"]
