@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import logging
 import math
+import netrc
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from representation_probe.errors import ConfigError
 from representation_probe.sample_keys import as_text, sample_key, varying_ids
 
 log = logging.getLogger(__name__)
 IDS = ("model", "weights", "layer", "relative_depth", "image", "seed")  # a row's ids, as config
+MODES = ("online", "offline", "disabled")
 MAX_ROWS = 10_000  # W&B's limit on a logged table (and so on a line_series chart)
 # The history keys each command steps; their summaries keep the best and the last value.
 STEPPED = ("invert/loss", "invert/m_g", "invert/m_i", "invert/m_g_over_m_s", "train/loss", "val/loss", "val/acc")
@@ -61,15 +67,26 @@ def _run_name(hydra_cfg, multirun: bool) -> str:
 
 
 def wandb_logger(project: str, mode: str, save_dir: str, job_type: str, name: str, group: str | None = None,
-                 entity: str | None = None, tags: Sequence[str] = ()):
+                 entity: str | None = None, tags: Sequence[str] = (), unavailable: str = "offline"):
     """A Lightning WandbLogger around a W&B run started here: a new run (an earlier job's or a notebook's is
-    finished first), silent on the console (`finish` says where it went), its step axis Lightning's."""
+    finished first), silent on the console (`finish` says where it went), its step axis Lightning's. Online
+    without an API key or a reachable server it logs offline with a warning, or refuses (`unavailable`)."""
     import wandb
     from lightning.fabric.utilities.rank_zero import rank_zero_only
     from lightning.pytorch.loggers import WandbLogger
 
     if rank_zero_only.rank != 0:  # other DDP ranks: Lightning never starts a run for them
         return WandbLogger(project=project, mode=mode)
+    if mode not in MODES or unavailable not in ("offline", "error"):
+        raise ConfigError(f"logger.wandb.mode={mode}, logger.wandb.unavailable={unavailable}: modes are "
+                          f"{', '.join(MODES)}; unavailable is offline or error")
+    if mode == "online" and (problem := online_problem()):
+        if unavailable != "offline":
+            raise ConfigError(f"W&B online: {problem}; set WANDB_API_KEY (or run `wandb login`) and check the "
+                              "network, or pass logger.wandb.mode=offline")
+        log.warning("W&B online: %s; logging offline instead (wandb sync uploads it later; "
+                    "logger.wandb.unavailable=error refuses instead)", problem)
+        mode = "offline"
     if wandb.run is not None:
         wandb.finish()
     Path(save_dir).mkdir(parents=True, exist_ok=True)
@@ -80,6 +97,28 @@ def wandb_logger(project: str, mode: str, save_dir: str, job_type: str, name: st
     for key in STEPPED:
         run.define_metric(key, step_metric="trainer/global_step", summary="min,last")
     return WandbLogger(experiment=run)
+
+
+def online_problem(timeout: float = 3.0) -> str | None:
+    """Why W&B cannot log online from here (no API key, its server unreachable), or None; W&B's own
+    variables say where: WANDB_API_KEY, WANDB_BASE_URL, NETRC (else ~/.netrc)."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    if not os.environ.get("WANDB_API_KEY") and not _netrc_key(host):
+        return f"no API key for {host} (WANDB_API_KEY or `wandb login`)"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{host}:{port} cannot be reached ({err.strerror or err})"
+    return None
+
+
+def _netrc_key(host: str) -> str | None:
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None
+    return entry[2] if entry else None
 
 
 def finish(exit_code: int = 0) -> None:

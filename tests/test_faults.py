@@ -95,3 +95,54 @@ def test_a_run_directory_that_is_a_file_is_one_line(tmp_path, run_cli):
     done = run_cli("invert", *INVERT, f"hydra.run.dir={path}")
     assert done.code == 2
     assert error_lines(done.err) == [f"error: the run directory {path} is a file; pass another hydra.run.dir"]
+
+
+# ---- the environment ------------------------------------------------------------------------------------
+@pytest.fixture
+def no_wandb_login(monkeypatch, tmp_path):
+    """No API key anywhere W&B looks (its variable, a netrc file)."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no.netrc"))
+
+
+def test_wandb_online_without_a_key_refuses_in_one_line_when_told_to(no_wandb_login, tmp_path, run_cli):
+    run_dir = tmp_path / "run"
+    done = run_cli("invert", *INVERT, "logger=wandb", "logger.wandb.mode=online", "logger.wandb.unavailable=error",
+                   f"hydra.run.dir={run_dir}")
+    assert done.code == 2
+    [line] = error_lines(done.err)
+    assert line.startswith("error: W&B online: no API key for api.wandb.ai") and "logger.wandb.mode=offline" in line
+    assert not (run_dir / "wandb").exists() and not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.parametrize("login", ["no key", "server unreachable"])
+def test_wandb_online_that_cannot_log_logs_offline_with_a_warning(login, no_wandb_login, tmp_path, run_cli,
+                                                                  monkeypatch):
+    if login == "server unreachable":  # a key, and W&B's own setting pointing at a port nobody listens on
+        monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+        monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    run_dir = tmp_path / "run"
+    start = time.monotonic()
+    done = run_cli("invert", *INVERT, "inversion.steps=2", "logger=wandb", "logger.wandb.mode=online",
+                   f"hydra.run.dir={run_dir}")
+    assert done.code == 0, done.err[-2000:]
+    assert time.monotonic() - start < 60  # not W&B's two minutes of retries
+    warned = [line for line in (done.out + done.err).splitlines() if "[WARNING] - W&B online:" in line]
+    assert len(warned) == 1 and "logging offline instead" in warned[0]
+    assert ("no API key" if login == "no key" else "127.0.0.1:9 cannot be reached") in warned[0]
+    assert list(run_dir.glob("wandb/offline-run-*/*.wandb"))  # the run, ready for `wandb sync`
+
+
+def test_wandb_mode_in_the_environment_wins(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run_dir = tmp_path / "run"
+    done = run_cli("invert", *INVERT, "inversion.steps=2", "logger=wandb", f"hydra.run.dir={run_dir}")
+    assert done.code == 0, done.err[-2000:]
+    assert (run_dir / "summary.json").is_file() and not (run_dir / "wandb").exists()
+
+
+def test_a_gpu_trainer_on_a_machine_without_one_is_one_line(tmp_path, run_cli):
+    done = run_cli("train", *TRAIN_SMALL, "trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.code == 2
+    assert error_lines(done.err) == ["error: trainer=gpu asks for a GPU (accelerator=gpu), and this machine has none "
+                                     "that torch can use; pass trainer=cpu (or trainer=ddp_cpu)"]

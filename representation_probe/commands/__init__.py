@@ -45,6 +45,7 @@ def main(cfg: DictConfig) -> float | None:
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
+        _check_accelerator(cfg)
         with interrupts.signals_end_the_run():
             return importlib.import_module(f"{__name__}.{command}").run(cfg)
     except interrupts.Interrupted as err:  # the whole process stops, a sweep too
@@ -102,6 +103,17 @@ def _one_console() -> None:
         logger.propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tips)  # once: a set of filters
     warnings.filterwarnings("ignore", message=r".*(`srun` command is available|LeafSpec|treespec).*")
+
+
+def _check_accelerator(cfg: DictConfig) -> None:
+    """A GPU trainer on a machine without one is one line, before any work (not Lightning's traceback)."""
+    accelerator = str(cfg.get("trainer", {}).get("accelerator", "cpu"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer={config_choice('trainer')} asks for a GPU (accelerator={accelerator}), and "
+                              "this machine has none that torch can use; pass trainer=cpu (or trainer=ddp_cpu)")
 
 
 def _no_tips(record: logging.LogRecord) -> bool:
