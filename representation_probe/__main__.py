@@ -40,11 +40,15 @@ def main() -> None:
 
     from representation_probe.interrupts import Interrupted, signals_end_the_run
 
+    from representation_probe import run_lock
+
     try:
         with signals_end_the_run():  # from the start: a signal while it loads ends it the same way
             run(command)
     except Interrupted as err:  # before the command ran (after, its wrapper recorded it and exited)
         fail(f"interrupted by {err} before the command started", code=err.exit_code)
+    finally:
+        run_lock.release_all()
 
 
 def run(command: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,10 +33,25 @@ def durable_file(path: Path) -> Iterator[BinaryIO]:
             os.fsync(file.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; results are for everyone
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        full = _out_of_space(err)
+        if full is not None:  # named by the file the caller asked for (a writer's own error may hide it)
+            raise OSError(full.errno, full.strerror, str(path)) from err
         raise
     _fsync_directory(path.parent)
+
+
+def _out_of_space(err: BaseException | None) -> OSError | None:
+    """The full disk or quota behind an error, if one is: torch's writer reports it as a RuntimeError
+    raised while the file's close fails with ENOSPC."""
+    for _ in range(8):
+        if err is None:
+            return None
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from representation_probe.errors import ConfigError
 
-_held: dict[Path, int] = {}  # directory -> descriptor of the locks this process holds
+_held: dict[Path, tuple[int, bool]] = {}  # directory -> (descriptor, whether taking the lock made it)
 
 
 def is_rank_zero() -> bool:
@@ -33,6 +33,7 @@ def acquire(directory: Path, command: str) -> bool:
         return False
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"the run directory {directory} is a file; pass another hydra.run.dir")
+    made = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -45,14 +46,26 @@ def acquire(directory: Path, command: str) -> bool:
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(dict(command=command, pid=os.getpid(), host=socket.gethostname(),
                                   since=time.strftime("%Y-%m-%d %H:%M:%S"))).encode(), 0)
-    _held[directory] = fd
+    _held[directory] = fd, made
     return True
 
 
 def release(directory: Path) -> None:
-    fd = _held.pop(Path(directory).resolve(), None)
-    if fd is not None:
-        os.close(fd)  # the file stays: removing it would let two processes lock two different files
+    """Unlock; the lock file stays (removing it would let two processes lock two different files), unless
+    taking the lock made the directory and nothing else was put in it (a command refused before any work)."""
+    directory = Path(directory).resolve()
+    fd, made = _held.pop(directory, (None, False))
+    if fd is None:
+        return
+    if made and [p.name for p in directory.iterdir()] == [".lock"]:
+        (directory / ".lock").unlink()
+        directory.rmdir()
+    os.close(fd)
+
+
+def release_all() -> None:
+    for directory in list(_held):
+        release(directory)
 
 
 @contextlib.contextmanager

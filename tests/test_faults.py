@@ -4,11 +4,13 @@ that another command holds, W&B without a key or a network, a filesystem that fi
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
 
 import pytest
+from PIL import Image
 
 from .conftest import cli, cli_command, cli_env, error_lines
 from .test_resume import wait_for
@@ -146,3 +148,50 @@ def test_a_gpu_trainer_on_a_machine_without_one_is_one_line(tmp_path, run_cli):
     assert done.code == 2
     assert error_lines(done.err) == ["error: trainer=gpu asks for a GPU (accelerator=gpu), and this machine has none "
                                      "that torch can use; pass trainer=cpu (or trainer=ddp_cpu)"]
+
+
+# ---- resources -------------------------------------------------------------------------------------------
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 3 MiB tmpfs: a checkpoint of even a tiny ResNet does not fit."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_while_a_checkpoint_is_written_is_one_line_naming_the_file(small_filesystem, tmp_path):
+    run_dir = small_filesystem / "run"
+    done = cli("train", *TRAIN_SMALL, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    [line] = error_lines(done.stderr)[-1:]
+    assert re.fullmatch(rf"error: cannot write {run_dir}/checkpoints/\S+\.ckpt: No space left on device", line), line
+    assert "Traceback" not in done.stderr
+    assert not [p for p in (run_dir / "checkpoints").iterdir()]  # no half checkpoint, no temp file
+    assert json.loads((run_dir / "failure.json").read_text())["error"] == line.removeprefix("error: ")
+
+
+def test_an_image_size_that_cannot_fit_is_refused_with_the_estimate_before_any_work(tmp_path, run_cli):
+    done = run_cli("invert", "model=resnet50", "model.image_size=22400", "logger=csv",
+                   f"hydra.run.dir={tmp_path / 'run'}")  # 224 with two zeros too many
+    assert done.code == 2
+    [line] = error_lines(done.err)
+    found = re.search(r"1 image\(s\) of 22400 x 22400 px need about ([0-9.]+) GiB .* and ([0-9.]+) GiB are available",
+                      line)
+    assert found and float(found.group(1)) > 1000 > float(found.group(2)), line
+    assert not (tmp_path / "run" / "images").exists()
+
+
+def test_an_image_whose_header_claims_billions_of_pixels_is_named(tmp_path, run_cli):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (15000, 15000)).save(bomb)  # a small file that decodes to 225 M pixels
+    assert bomb.stat().st_size < 2**20
+    done = run_cli("invert", *INVERT, f"image={bomb}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.code == 2
+    [line] = error_lines(done.err)
+    assert line.startswith(f"error: cannot read image {bomb}: Image size (225000000 pixels) exceeds limit"), line

@@ -13,6 +13,7 @@ from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.errors import ConfigError
+from representation_probe.resources import check_fits
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
@@ -116,6 +117,10 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
                           f"takes an 11-pixel window), got {backbone.image_size}")
     seeds = [integer("seed", seed) for seed in as_list(seeds)]
     layers = chosen_layers(backbone, layer)
+    count = images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
+        len(images) if isinstance(images, (list, tuple, Mapping)) else 1
+    check_fits(backbone.net, backbone.image_size, len(layers) * count * len(seeds), "invert (model.image_size, "
+               "the layers x images x seeds of one batch)", device=_device(trainer))
     targets = as_images(images, backbone.image_size)
     samples = [Sample(name, image, seed) for name in layers for image in targets for seed in seeds]
     with backbone.frozen():  # a user's own module: frozen for the call, then as it was
@@ -141,6 +146,12 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
                      shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer)
     return Inversion(rows=rows, history_rows=module.history, config=arguments, a_g=module.image.detach().cpu(),
                      targets=targets, shifted=module.shifted.cpu())
+
+
+def _device(trainer) -> str:
+    """Where the trainer computes, as far as its settings say (a GPU trainer: the GPU's memory counts)."""
+    settings = trainer.keywords if hasattr(trainer, "keywords") else trainer if isinstance(trainer, Mapping) else {}
+    return "cuda" if str(settings.get("accelerator", "cpu")) in ("gpu", "cuda") else "cpu"
 
 
 def chosen_layers(backbone: Backbone, layer) -> list[str]:

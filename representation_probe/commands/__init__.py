@@ -147,9 +147,13 @@ def user_error(err: BaseException) -> str | None:
 
 
 def _chain(err: BaseException | None):
-    while err is not None:
+    """The exception and those behind it: its cause, or the one it was raised while handling (a full disk
+    behind the error of the code that tried to clean up after it)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
         yield err
-        err = err.__cause__
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
 
 
 def _first_line(err: BaseException) -> str:

@@ -14,6 +14,7 @@ from representation_probe.cli.shell import arguments
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
+from representation_probe.resources import check_fits
 from representation_probe.reporting import kernel_panels
 from representation_probe.rundir import RunDir, write_atomic
 from representation_probe.tracking import build_loggers, log_rows
@@ -37,6 +38,8 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"train takes the head's size from the dataset ({datamodule.num_classes} classes); "
                           f"remove model.num_classes={cfg.model.num_classes}")
     backbone = load(arguments(cfg.model) | dict(num_classes=datamodule.num_classes))
+    check_fits(backbone.net, cfg.dataset.image_size, cfg.dataset.batch_size, "train (dataset.image_size, "
+               "dataset.batch_size)", device="cuda" if cfg.trainer.get("accelerator") in ("gpu", "cuda") else "cpu")
     module = instantiate(cfg.classifier, net=backbone.net, num_classes=datamodule.num_classes,
                          normalize=backbone.normalize)
     if resume.checkpoint is not None:

@@ -57,7 +57,8 @@ class ImageFiles(datasets.ImageFolder):
             path, label = self.samples[(index + offset) % len(self.samples)]
             try:
                 image = _read(path)
-            except (OSError, ValueError, SyntaxError) as err:  # what PIL raises for corrupt or truncated files
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's for corrupt,
+                # truncated or absurdly large (a header claiming billions of pixels) files
                 why = f"{type(err).__name__}: {err}".splitlines()[0]
                 if not self.skip_bad:
                     raise ConfigError(f"cannot read image {path} ({why}); fix or remove it, or pass "

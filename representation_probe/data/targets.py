@@ -71,5 +71,5 @@ def _file(path: str) -> Image.Image:
     try:
         with Image.open(file) as pil:
             return pil.copy()
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ConfigError(f"cannot read image {file}: {err}") from None

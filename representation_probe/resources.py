@@ -1,0 +1,80 @@
+"""Will it fit? The memory a forward and backward pass of `images` images takes, estimated before any work,
+so a typo in an image size (224000 for 224) is one line with the estimate instead of hours of swapping or
+an out-of-memory kill.
+
+The estimate measures the outputs of every module of one small forward pass (forward hooks, no gradients)
+and scales them by the pixels: exact for convolutional networks, whose activations grow with the image
+area; a model that takes only its own size is measured at that size when it is small. Gradients need about
+as much again as the activations they come from.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from representation_probe.errors import ConfigError
+
+PROBE_SIZE = 32  # pixels a side of the measuring pass
+MEASURE_UP_TO = 256  # a model that takes only its own size is measured at it up to this size
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int:
+    """Free memory where the work runs: the GPU's, else the machine's available RAM (MemAvailable)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def activation_bytes(net: nn.Module, image_size: int) -> int | None:
+    """Bytes of every module's output for one image of `image_size` pixels a side; None if unmeasurable."""
+    small = min(image_size, PROBE_SIZE)
+    total = [0]
+
+    def count(module, inputs, output):
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                total[0] += tensor.numel() * tensor.element_size()
+
+    parameter = next(net.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    was_training = net.training
+    net.eval()  # BatchNorm takes one image
+    try:
+        for size in (small, image_size) if PROBE_SIZE < image_size <= MEASURE_UP_TO else (small,):
+            total[0] = 0
+            try:
+                with torch.no_grad():
+                    net(torch.zeros(1, 3, size, size, device=device))
+            except Exception:  # noqa: BLE001 - a model that takes only its own size: that one, if small
+                continue
+            return int(total[0] * (image_size / size) ** 2)
+        return None
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+
+
+def check_fits(net: nn.Module, image_size: int, images: int, what: str, device="cpu") -> None:
+    """A ConfigError with the estimate if `images` images of `image_size` px cannot be inverted or trained
+    through `net` in the memory there is (`what` names the settings to change)."""
+    per_image = activation_bytes(net, image_size)
+    if per_image is None:
+        return
+    needed = 2 * per_image * images + 4 * 3 * image_size**2 * images  # activations, their gradients, the input
+    free = available_bytes(device)
+    if needed > free:
+        raise ConfigError(f"{what}: {images} image(s) of {image_size} x {image_size} px need about "
+                          f"{needed / 2**30:.1f} GiB through this model (activations and their gradients, "
+                          f"measured at {min(image_size, PROBE_SIZE)} px and scaled), and {free / 2**30:.1f} GiB "
+                          "are available; use a smaller size or fewer images")
