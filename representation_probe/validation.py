@@ -64,6 +64,14 @@ def schedule(name: str, value, positive: bool = False, optional: bool = False):
     return value
 
 
+def distinct(name: str, values: list) -> list:
+    """The values, or one line naming the first that comes twice (it would run the same work again)."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise ConfigError(f"{name} names {value} twice: name each once")
+    return values
+
+
 def as_list(value) -> list:
     """A config value that may be one item or a list, as a list."""
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]

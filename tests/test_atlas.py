@@ -49,7 +49,7 @@ def test_an_atlas_runs_its_studies_once_then_finds_them(tmp_path, run_cli):
 
 @pytest.mark.parametrize("overrides, words", [
     (["weights=[train:imagenet21k]"], ["train:imagenet21k", "no training recipe", "patches, noise"]),
-    (["+studies.vibes=[]"], ["unknown atlas study vibes", "invert, decode, probe, similarity"]),
+    (["+studies.vibes=[]"], ["unknown key studies.vibes", "studies takes decode, invert, probe, similarity"]),
     (["studies.invert=null", "studies.decode=null", "studies.probe=null", "studies.similarity=null"],
      ["no study", "invert, decode, probe, similarity"]),
 ], ids=["recipe", "study", "nothing"])

@@ -195,3 +195,45 @@ def test_an_image_whose_header_claims_billions_of_pixels_is_named(tmp_path, run_
     assert done.code == 2
     [line] = error_lines(done.err)
     assert line.startswith(f"error: cannot read image {bomb}: Image size (225000000 pixels) exceeds limit"), line
+
+
+# ---- degenerate and contradictory inputs; Hydra's grammar ------------------------------------------------
+REFUSED = {  # command, overrides -> what the one line says
+    "empty-layers": ("invert", ["layer=[]"], ["layer is empty"]),
+    "a-layer-twice": ("invert", ["layer=[conv1,conv1]"], ["layer names conv1 twice"]),
+    "an-alias-and-its-node": ("invert", ["layer=[conv1,relu]"], ["names relu twice"]),
+    "a-seed-twice": ("invert", ["seed=[0,0]"], ["seed names 0 twice"]),
+    "an-image-twice": ("invert", ["image=[chelsea,chelsea]"], ["image names chelsea twice"]),
+    "an-added-key-no-schema-has": ("invert", ["+inversion.stepz=3"],
+                                   ["unknown key inversion.stepz (did you mean inversion.steps?)"]),
+    "an-added-top-level-key": ("invert", ["+stepz=3"], ["unknown key stepz", "invert --cfg job"]),
+    "a-typo-d-key": ("invert", ["stepz=3"], ["unknown key stepz"]),
+    "an-unquoted-equals-sign": ("invert", ["image=/x/best-epoch=0.png"], ["quotes: image='/x/best-epoch=0.png'"]),
+    "unquoted-non-ascii": ("invert", ["image=/x/café.png"], ["quotes: image='/x/café.png'"]),
+    "one-class": ("train", ["dataset.classes=1"], ["1 class", "at least 2"]),
+    "one-training-image": ("train", ["dataset.count=1"], ["training split holds 1 image(s)", "at least 2"]),
+    "model-size-against-the-dataset": ("train", ["model.image_size=64"],
+                                       ["from the dataset (dataset.image_size=16)", "dataset.image_size=64"]),
+    "epochs-forever": ("train", ["trainer.max_epochs=-1"], ["trainer.max_epochs", "positive", "-1"]),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_degenerate_or_contradictory_input_is_one_line_before_any_work(name, tmp_path, run_cli):
+    command, overrides, words = REFUSED[name]
+    base = INVERT if command == "invert" else TRAIN_SMALL
+    done = run_cli(command, *base, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    assert done.code == 2, done.err[-2000:]
+    [line] = error_lines(done.err)
+    assert all(word in line for word in words), line
+    assert "+stepz" not in line  # never the advice to add a typo'd key, which would run with it ignored
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
+    run_dir = tmp_path / "run"  # 65 training images in batches of 32: BatchNorm cannot normalise the 65th alone
+    done = cli("train", *TRAIN_SMALL, "dataset.count=65", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 2

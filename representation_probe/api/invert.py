@@ -19,7 +19,7 @@ from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.rundir import Run, RunDir, read_png, write_png
 from representation_probe.sample_keys import sample_key, varying_ids
-from representation_probe.validation import as_list, integer
+from representation_probe.validation import as_list, distinct, integer
 
 PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
 
@@ -115,7 +115,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     if backbone.image_size < metrics.MIN_SSIM_SIZE:
         raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
                           f"takes an 11-pixel window), got {backbone.image_size}")
-    seeds = [integer("seed", seed) for seed in as_list(seeds)]
+    seeds = distinct("seed", [integer("seed", seed) for seed in as_list(seeds)])
     layers = chosen_layers(backbone, layer)
     count = images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
         len(images) if isinstance(images, (list, tuple, Mapping)) else 1
@@ -165,7 +165,9 @@ def chosen_layers(backbone: Backbone, layer) -> list[str]:
     layers = select_layers(backbone, layer)
     if not layers:
         raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
-    resolve_layers(backbone, layers)  # an unknown name fails here, before any logger or run starts
+    nodes = resolve_layers(backbone, layers)  # an unknown name fails here, before any logger or run starts
+    distinct("layer", layers)
+    distinct("layer (as the graph names it)", [nodes[layer] for layer in layers])  # an alias and its node
     return layers
 
 

@@ -6,7 +6,7 @@ conf/ name their schema first in their defaults list and set the values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -159,6 +159,16 @@ class AtlasStudies:
     decode: Optional[DecodeStudy] = field(default_factory=DecodeStudy)
     probe: Optional[ProbeStudy] = field(default_factory=ProbeStudy)
     similarity: Optional[SimilarityStudy] = field(default_factory=SimilarityStudy)
+
+
+def known_keys(path: str) -> list[str] | None:
+    """The keys a schema'd config node takes (`inversion`, `model`, `studies`, ...), None if it has no schema.
+    The model's are every family's: which apply depends on the family, which its builder checks."""
+    nodes = dict(inversion=[Inversion], decode=[Decode], probe=[Probe], tradeoff=[Tradeoff], net=[TradeoffNet],
+                 studies=[AtlasStudies], model=[Model, TimmModel, MLPModel, ModuleModel])
+    if path not in nodes:
+        return None
+    return sorted({f.name for node in nodes[path] for f in fields(node)})
 
 
 def register() -> None:

@@ -3,9 +3,11 @@ returning the number a sweeper optimises (or None). `main` is the task Hydra run
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -17,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from representation_probe import interrupts, presets, run_lock, tracking
 from representation_probe.api.runtime import LIGHTNING_LOGGERS
-from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
+from representation_probe.cli import schemas  # registers the structured configs
 from representation_probe.errors import ConfigError
 from representation_probe.rundir import RunDir, find_runs
 
@@ -46,6 +48,7 @@ def main(cfg: DictConfig) -> float | None:
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
         _check_accelerator(cfg)
+        _check_added_keys(cfg, list(hydra_cfg.overrides.task), command)
         with interrupts.signals_end_the_run():
             return importlib.import_module(f"{__name__}.{command}").run(cfg)
     except interrupts.Interrupted as err:  # the whole process stops, a sweep too
@@ -135,8 +138,15 @@ def user_error(err: BaseException) -> str | None:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:  # model=resnet99
         group, _, name = err.missing_cfg_file.rpartition("/")
         return f"unknown {group} '{name}'; allowed: {', '.join(presets.names(group))}"
-    if isinstance(err, OverrideParseException):  # seed=[1,
-        return f"cannot parse the override {err.override!r}: {str(err).splitlines()[0]} (Hydra's override grammar)"
+    if isinstance(err, OverrideParseException):  # seed=[1, or a path with a space, an '=' or non-ASCII
+        key, _, value = (err.override or "").partition("=")
+        quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return (f"cannot parse the override {err.override!r}: {str(err).splitlines()[0]} (Hydra's override "
+                f"grammar); a value with spaces, '=', brackets or non-ASCII letters goes in quotes: {key}={quoted}")
+    said = f"{err} {err.__cause__ or ''}"
+    unknown = re.search(r"Could not override '([^']+)'", said)
+    if isinstance(err, CompactHydraException) and unknown and "not in" in said:  # a typo'd key
+        return unknown_key(unknown.group(1))
     if isinstance(err, InstantiationException) and not isinstance(err.__cause__, (TypeError, ImportError)):
         return None  # an exception inside a constructor: a bug, unless it was a ConfigError (above)
     if isinstance(err, CompactHydraException):  # a bad override or config: Hydra's lines, as one
@@ -144,6 +154,36 @@ def user_error(err: BaseException) -> str | None:
         lines = [line for line in lines if line and not line.startswith(HYDRA_NOISE)]
         return " ".join(line if line[-1] in ".:;?!" else f"{line}." for line in lines)
     return None
+
+
+def unknown_key(key: str, command: str | None = None) -> str:
+    """The one line for a key no schema has: what its node takes, the closest; no advice to add it with a +
+    (which would run with the key ignored)."""
+    parent, _, leaf = key.rpartition(".")
+    known = schemas.known_keys(parent) if parent else None
+    closest = difflib.get_close_matches(leaf, known or [], n=1)
+    command = command or next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config-name=")), "<command>")
+    takes = f"; {parent} takes {', '.join(known)}" if known else \
+        f"; `python -m representation_probe {command} --cfg job` lists the keys"
+    return f"unknown key {key}{f' (did you mean {parent}.{closest[0]}?)' if closest else ''}{takes}"
+
+
+def _check_added_keys(cfg: DictConfig, overrides: list[str], command: str) -> None:
+    """`+key=value` adds a key: only where a node is open to more (a timm model's keywords, the trainer's,
+    a group); a key its schema does not have would reach a constructor or be ignored."""
+    groups = {path.name for path in presets.CONF.iterdir() if path.is_dir()}
+    for override in overrides:
+        if not override.startswith("+"):
+            continue
+        key = override.lstrip("+").split("=", 1)[0].split("@")[0]
+        parent, _, leaf = key.rpartition(".")
+        if parent == "model" or (not parent and key in groups):
+            continue  # a family checks its own options; +experiment=... appends a group
+        if not parent and not override.startswith("++"):  # a single + succeeds only for a key not there
+            raise ConfigError(unknown_key(key, command))
+        known = schemas.known_keys(parent)
+        if known is not None and leaf not in known:
+            raise ConfigError(unknown_key(key, command))
 
 
 def _chain(err: BaseException | None):

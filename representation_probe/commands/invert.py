@@ -12,7 +12,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import as_list
+from representation_probe.validation import as_list, distinct
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ def run(cfg: DictConfig) -> float:
     if cfg.layer is None or cfg.layer == "probe_points":  # config.yaml records the layers actually inverted
         cfg.layer = layers[0] if cfg.layer is None else layers
     loggers = build_loggers(cfg, "invert", tags=[cfg.model.name, f"weights:{cfg.model.weights}", *layers])
-    result = invert(backbone, as_list(plain(cfg.image)), layers, seeds=plain(cfg.seed), **arguments(cfg.inversion),
+    images = as_list(plain(cfg.image))
+    distinct("image", [str(image) for image in images])
+    result = invert(backbone, images, layers, seeds=plain(cfg.seed), **arguments(cfg.inversion),
                     trainer=trainer_factory(cfg.trainer), progress=True, loggers=loggers)
     result.save(run_dir.path, config=cfg)
     log_result(loggers, result)

@@ -6,6 +6,7 @@ import time
 
 import lightning as L
 import yaml
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -27,13 +28,20 @@ def run(cfg: DictConfig) -> float:
     """Returns the best validation accuracy."""
     run_dir = RunDir.current()
     seed = integer("seed", cfg.seed, minimum=0, maximum=2**32 - 1)  # Lightning draws a random seed outside
-    if cfg.trainer.get("max_epochs") not in (None, -1):  # -1: no limit
+    if cfg.trainer.get("max_epochs") is not None:  # Lightning's -1 (no end) too: a run that never ends is refused
         positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
+    given = [o.split("=", 1)[1] for o in HydraConfig.get().overrides.task if o.startswith("model.image_size=")]
+    if given and str(cfg.dataset.get("image_size")) != given[-1]:
+        raise ConfigError(f"train takes the image size from the dataset (dataset.image_size="
+                          f"{cfg.dataset.get('image_size')}); pass dataset.image_size={given[-1]} instead of "
+                          f"model.image_size={given[-1]}")
     resume = resume_path(cfg.ckpt_path, run_dir)
     L.seed_everything(seed, workers=True)
     datamodule = instantiate(cfg.dataset)
     if hasattr(datamodule, "skipped_file"):  # image folders list the unreadable files they skip
         datamodule.skipped_file = run_dir.skipped_files
+    if datamodule.num_classes < 2:
+        raise ConfigError(f"the dataset has {datamodule.num_classes} class; a classifier needs at least 2")
     if cfg.model.num_classes is not None:
         raise ConfigError(f"train takes the head's size from the dataset ({datamodule.num_classes} classes); "
                           f"remove model.num_classes={cfg.model.num_classes}")

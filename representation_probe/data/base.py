@@ -94,6 +94,8 @@ class TrainValDataModule(L.LightningDataModule):
         same order of indices per (seed, epoch) and the same share of them per rank as `train_dataloader`.
         Set `self.trainer` first when a command passes the loader to `fit` itself (DDP: this rank's share)."""
         trainer, seed = self.trainer, run_seed()
+        if len(dataset) < 2:
+            raise ConfigError(f"the training split holds {len(dataset)} image(s); training needs at least 2")
         dataset = Seeded(dataset, seed, draws=self.augmented)
         sampler = EpochSampler(dataset, num_replicas=trainer.world_size if trainer else 1,
                                rank=trainer.global_rank if trainer else 0, seed=seed)
@@ -117,5 +119,7 @@ class TrainValDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset, sampler: EpochSampler | None = None,
                 workers: int | None = None) -> DataLoader:
         workers = self.hparams.workers if workers is None else workers
+        # a last training batch of one image is dropped: BatchNorm cannot normalise a single image
+        single = sampler is not None and len(sampler) % self.hparams.batch_size == 1
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
-                          persistent_workers=workers > 0)
+                          persistent_workers=workers > 0, drop_last=single)
