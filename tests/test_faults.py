@@ -237,3 +237,18 @@ def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
                cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 2
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_command_outside_lightning_the_same_way(tmp_path):
+    """similarity extracts features in plain loops: the signal is handled there as in a trainer."""
+    run_dir = tmp_path / "run"
+    job = started("similarity", "models=[resnet10]", "dataset.count=100000", "cka.batch_size=500",
+                  "dataset.image_size=32", "logger=csv", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    wait_for("similarity.log", run_dir, job)
+    time.sleep(2)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert json.loads((run_dir / "interrupted.json").read_text())["command"] == "similarity"
+    assert "Traceback" not in stderr and not (run_dir / "summary.json").exists()
