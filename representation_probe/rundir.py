@@ -219,6 +219,9 @@ def read_run(path: Path) -> Run:
         run.summaries = [] if summary is None else summary if isinstance(summary, list) else [summary]
         if not all(isinstance(s, dict) and "command" in s for s in run.summaries):
             raise ValueError(f"{run.summary_file}: not a summary (objects with a 'command')")
+        interrupted = _parsed(run.interrupted_file, json.loads, dict)
+        if interrupted is not None and not run.summaries:
+            run.failure = f"interrupted by {interrupted.get('signal')} at step {interrupted.get('step')}"
         failure = _parsed(run.failure_file, json.loads, dict)
         if failure is not None:
             run.failure = failure.get("error", "?")

@@ -165,6 +165,8 @@ def log_rows(loggers, command: str, rows: list[dict], metrics: Sequence[str], co
         summary[f"final/{metric}"] = sum(values) / len(values)  # a run of one row: its value
         if varying:
             summary |= {f"final/{sample_key(row, varying)}/{metric}": _number(row.get(metric)) for row in rows}
+    warnings = [w for row in rows for w in row.get("warnings") or []]
+    summary |= {"final/warnings": len(warnings), "warnings": "; ".join(warnings)} if warnings else {}
     columns = [*varying, *(["relative_depth"] if "relative_depth" in ids else []), *metrics]
     table = wandb.Table(columns=[*columns, *(["image"] if images else [])])
     for i, row in enumerate(rows[:MAX_ROWS]):

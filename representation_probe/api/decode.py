@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
@@ -216,7 +217,8 @@ def _held_out_rows(module: DecoderModule, held: DataLoader, train: DataLoader, b
     baseline = evaluate.mean_image_psnr(train, held)
     return [common | dict(layer=layer, relative_depth=backbone.depth_of(layer), image=HELD_OUT,
                           images=len(held.dataset), **scores[layer], baseline_psnr=baseline,
-                          **{f"chained_{key}": value for key, value in chained.get(layer, {}).items()})
+                          **{f"chained_{key}": value for key, value in chained.get(layer, {}).items()},
+                          warnings=degeneracy.psnr_no_better(scores[layer]["psnr"], baseline))
             for layer in module.layers]
 
 

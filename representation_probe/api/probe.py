@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
+from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
@@ -97,7 +98,9 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
                  layer=layer, relative_depth=backbone.depth_of(layer), accuracy=module.results["test"][i],
                  val_acc=module.best[i][0], best_epoch=module.best[i][1], features=dims[i], pool=pool,
                  classes=datamodule.num_classes, seed=seed, epochs=fit.current_epoch, cached=bool(cache),
-                 seconds=round(seconds, 3))
+                 seconds=round(seconds, 3),
+                 warnings=degeneracy.at_chance(module.results["test"][i], datamodule.num_classes,
+                                               len(loaders["test"].dataset), "test accuracy"))
             for i, layer in enumerate(layers)]
     arguments = dict(model=backbone.name, weights=backbone.weights, data=data_name(data), layers=layers, pool=pool,
                      epochs=epochs, patience=patience, seed=seed)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
+from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, returns_memory
@@ -93,9 +94,28 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
                steps=fit.global_step, best_checkpoint=checkpoint,
                checkpoint=str(RunDir(directory).last_checkpoint) if directory is not None else None,
                resumed_from=str(resume) if resume else None, seconds=round(seconds, 3))
+    row["warnings"], row["dead_units"] = _degeneracy(module, datamodule, test_set, test, record.rows)
     arguments = dict(data=data_name(data), weight=weight, net=name, latent=latent, max_steps=max_steps, seed=seed)
     return Tradeoff(rows=[row] if fit.is_global_zero else [], history_rows=record.rows, config=arguments,
                     module=module, reconstructions=reconstruction_grid(module, test_set))
+
+
+def _degeneracy(module: TradeoffModule, datamodule, test_set, test: dict, history: list[dict]):
+    """Warnings about a collapsed run (degeneracy.py), and the dead units of z by index."""
+    images = torch.stack([test_set[i][0] for i in range(len(test_set))])
+    train = datamodule.train_set
+    mean = torch.stack([train[i][0] for i in range(min(len(train), 5000))]).mean(dim=0)
+    mean_mse = float(F.mse_loss((mean * 2 - 1).expand_as(images), images * 2 - 1))  # the loss's [-1, 1] scale
+    module.eval()
+    with torch.no_grad():
+        z = torch.cat([module.net.encoder((chunk * 2 - 1).to(module.device)).cpu() for chunk in images.split(512)])
+    dead = degeneracy.dead_units(z)
+    warnings = [f"{len(dead)} of {z[0].numel()} units of z are dead or constant over the test set: {dead}"] if dead \
+        else []
+    warnings += degeneracy.loss_never_fell([r["train/loss"] for r in history if r.get("train/loss") is not None])
+    warnings += degeneracy.at_chance(test["test/acc"], datamodule.num_classes, len(test_set), "test accuracy")
+    warnings += degeneracy.no_better_than_mean(test["test/mse"], mean_mse, "the test reconstruction")
+    return warnings, dead
 
 
 def check_weight(weight) -> float:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from representation_probe.api.decode import decode
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.decoders.evaluate import HELD_OUT
+from representation_probe.degeneracy import log_warnings
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
 from representation_probe.training.checkpoints import build_callbacks, remove_untracked, resume_path
@@ -39,6 +40,7 @@ def run(cfg: DictConfig) -> float:
         return math.nan
     result.save(run_dir.path, config=cfg)
     log_result(loggers, result)
+    log_warnings(result.rows)
     held = [r for r in result.rows if r["image"] == HELD_OUT]
     log.info("held-out PSNR per layer: %s (mean image: %.1f dB)",
              ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in held), held[0]["baseline_psnr"])

@@ -9,6 +9,7 @@ from representation_probe.api.data import dataset
 from representation_probe.api.probe import probe
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.commands import config_choice
+from representation_probe.degeneracy import log_warnings
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
 
@@ -24,5 +25,6 @@ def run(cfg: DictConfig) -> float:
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
+        log_warnings(result.rows)
         return sum(row["val_acc"] for row in result.rows) / len(result.rows)
     return float("nan")

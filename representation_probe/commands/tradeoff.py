@@ -11,6 +11,7 @@ from representation_probe.api.data import dataset
 from representation_probe.api.tradeoff import check_weight, tradeoff
 from representation_probe.cli.shell import arguments, plain, trainer_factory
 from representation_probe.commands import config_choice
+from representation_probe.degeneracy import log_warnings
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
 from representation_probe.tradeoff import build_net
@@ -34,5 +35,6 @@ def run(cfg: DictConfig) -> float:
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
+        log_warnings(result.rows)
         return result.rows[0]["val_loss"]
     return float("nan")

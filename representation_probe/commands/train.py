@@ -10,13 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from representation_probe import degeneracy
 from representation_probe.api.runtime import StepRecorder
 from representation_probe.cli.shell import arguments
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
-from representation_probe.resources import check_fits
 from representation_probe.reporting import kernel_panels
+from representation_probe.resources import check_fits
 from representation_probe.rundir import RunDir, write_atomic
 from representation_probe.tracking import build_loggers, log_rows
 from representation_probe.training.checkpoints import Resume, build_callbacks, remove_untracked, resume_path
@@ -80,6 +81,11 @@ def run(cfg: DictConfig) -> float:
             best_checkpoint=(checkpoint.best_model_path or None) if checkpoint else None,
             resumed_from=str(resume.path) if resume.path else None, unreadable_checkpoints=resume.unreadable,
             skipped_files=len(skipped), seconds=round(seconds, 3))
+        losses = [row["train/loss"] for row in run_dir.read_metrics() if isinstance(row.get("train/loss"), float)]
+        summary["warnings"] = [*degeneracy.loss_never_fell(losses),
+                               *degeneracy.at_chance(val_acc, datamodule.num_classes, len(datamodule.val_set),
+                                                     "validation accuracy")]
+        degeneracy.log_warnings([summary])
         run_dir.write_summary(summary)
         log_rows(loggers, "train", [summary], metrics=("val_acc", "train_acc", "epochs"))
     return val_acc

@@ -21,7 +21,7 @@ def write_report(roots: list[Path], out: Path) -> Path:
         shutil.rmtree(page.files)
     sections = [f"<h1>representation_probe report</h1><p class='muted'>{len(runs)} run directories under "
                 f"{', '.join(html.escape(str(r)) for r in roots)}</p>"]
-    studies = (atlas.sections, inversion.sections, decoders.sections, similarity.sections, tradeoff.sections,
+    studies = (_warnings, atlas.sections, inversion.sections, decoders.sections, similarity.sections, tradeoff.sections,
                _training, _kernels, _invertibility, _failures)
     sections += [study(runs, page) for study in studies]
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>representation_probe report</title>"
@@ -50,6 +50,16 @@ def _invertibility(runs: list[Run], page: Page) -> str:
     figures = "".join(page.figure(f"invertibility_{i}_{p.name}", p.read_bytes(), caption=page.rel(r.path))
                       for i, (r, p) in enumerate(studies))
     return section("Invertibility studies (exact inversion, output noise, ReLU widths)", figures) if studies else ""
+
+
+def _warnings(runs: list[Run], page: Page) -> str:
+    """Results a check found degenerate or suspect (their summaries' `warnings`), first: no claim rests on them
+    unseen."""
+    rows = [[page.rel(r.path), r.command, "/".join(str(s[k]) for k in ("layer", "image", "seed", "weight", "latent")
+                                                  if s.get(k) is not None), warning]
+            for r in runs for s in r.summaries for warning in s.get("warnings") or []]
+    body = table(["run", "command", "sample", "warning"], rows, text_columns=4, row_class=lambda i: "failed")
+    return section(f"Degenerate or suspect results ({len(rows)})", body) if rows else ""
 
 
 def _failures(runs: list[Run], page: Page) -> str:

@@ -1,0 +1,48 @@
+"""No silently degenerate run (degeneracy.py): the checks, and a collapsed trade-off flagged everywhere."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from representation_probe import degeneracy
+
+
+def test_dead_units_are_the_latent_columns_that_never_vary():
+    z = torch.randn(50, 6)
+    z[:, [1, 4]] = torch.tensor([0.0, 3.0])  # a ReLU stuck at 0, and a constant
+    assert degeneracy.dead_units(z) == [1, 4]
+    assert degeneracy.dead_units(torch.randn(50, 2, 3, 3)) == []  # a CNN's z, flattened per sample
+
+
+def test_a_loss_that_never_left_its_start_is_flagged_and_one_that_fell_is_not():
+    assert degeneracy.loss_never_fell([2.30, 2.31, 2.29, 2.30])  # 2.29 > 0.98 * 2.30
+    assert degeneracy.loss_never_fell([2.3, 1.9, 1.2]) == []
+    assert degeneracy.loss_never_fell([math.nan, math.nan])[0].endswith("NaN or infinite throughout")
+    assert degeneracy.loss_never_fell([2.3, 2.3]) == []  # too few records to say
+
+
+def test_chance_allows_three_standard_errors_of_the_test_size():
+    assert degeneracy.at_chance(0.12, classes=10, count=360)  # 0.1 + 3 * 0.0158 = 0.147
+    assert degeneracy.at_chance(0.16, classes=10, count=360) == []
+    assert degeneracy.at_chance(0.55, classes=2, count=10)  # 0.5 + 3 * 0.158: ten guesses say little
+    assert degeneracy.no_better_than_mean(0.295, 0.296) and degeneracy.no_better_than_mean(0.25, 0.296) == []
+
+
+@pytest.mark.slow
+def test_a_trade_off_whose_learning_rate_is_absurd_is_flagged_in_summary_log_and_report(tmp_path, run_cli):
+    run_dir = tmp_path / "run"
+    done = run_cli("tradeoff", "dataset=digits", "tradeoff.weight=0.5", "optimizer.lr=50", "trainer.max_steps=120",
+                   "logger=csv", f"hydra.run.dir={run_dir}")
+    assert done.code == 0, done.err[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["dead_units"] == [0, 1, 2, 3]  # z of 4 units, all dead: the classifier and decoder see nothing
+    assert any(w.startswith("4 of 4 units of z are dead") for w in summary["warnings"])
+    assert any("at chance" in w for w in summary["warnings"]) and any("mean image" in w for w in summary["warnings"])
+    assert "[WARNING] - seed 0 weight 0.5 latent 4: 4 of 4 units of z are dead" in done.out + done.err
+    assert run_cli("report", str(run_dir)).code == 0
+    page = (run_dir / "report.html").read_text()
+    assert "Degenerate or suspect results (3)" in page and "4 of 4 units of z are dead" in page
