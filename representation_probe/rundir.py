@@ -41,6 +41,7 @@ class RunDir:
     metrics_file = property(lambda self: self.path / "metrics.csv")
     failure_file = property(lambda self: self.path / "failure.json")
     interrupted_file = property(lambda self: self.path / "interrupted.json")  # a signal stopped the last attempt
+    provenance_file = property(lambda self: self.path / "provenance.json")  # the command, commit, versions
     checkpoints = property(lambda self: self.path / "checkpoints")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.ckpt")
     skipped_files = property(lambda self: self.path / "skipped_files.txt")  # unreadable data files, one a line

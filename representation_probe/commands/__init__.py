@@ -21,7 +21,8 @@ from representation_probe import interrupts, presets, run_lock, tracking
 from representation_probe.api.runtime import LIGHTNING_LOGGERS
 from representation_probe.cli import schemas  # registers the structured configs
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import RunDir, find_runs
+from representation_probe.provenance import provenance
+from representation_probe.rundir import RunDir, find_runs, write_json
 
 log = logging.getLogger(__name__)
 # Errors of the machine rather than of the code: the user fixes them (permissions, a full disk).
@@ -44,6 +45,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         if run_dir:
             run_dir.clear_failure()
+            typed = [*hydra_cfg.overrides.task, *(o for o in hydra_cfg.overrides.hydra if o.startswith("hydra.run."))]
+            write_json(run_dir.provenance_file, provenance(command, typed))
         missing = sorted(OmegaConf.missing_keys(cfg))
         if missing:
             raise ConfigError(f"{missing[0]} is required: pass {missing[0]}=<value>")
