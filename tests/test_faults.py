@@ -117,6 +117,7 @@ def test_wandb_online_without_a_key_refuses_in_one_line_when_told_to(no_wandb_lo
     assert not (run_dir / "wandb").exists() and not (run_dir / "summary.json").exists()
 
 
+@pytest.mark.slow  # a W&B run each
 @pytest.mark.parametrize("login", ["no key", "server unreachable"])
 def test_wandb_online_that_cannot_log_logs_offline_with_a_warning(login, no_wandb_login, tmp_path, run_cli,
                                                                   monkeypatch):
