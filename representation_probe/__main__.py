@@ -81,7 +81,7 @@ def lock_the_run_directory(command: str) -> None:
     if "-m" in sys.argv or "--multirun" in sys.argv:
         return
     given = [arg.split("=", 1)[1] for arg in sys.argv[2:] if arg.startswith("hydra.run.dir=")]
-    if given:
+    if given and "${" not in given[-1]:  # an interpolation (${now:...}) is Hydra's to resolve: the wrapper locks
         from representation_probe import run_lock
         from representation_probe.errors import ConfigError
 
