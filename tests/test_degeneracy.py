@@ -46,3 +46,19 @@ def test_a_trade_off_whose_learning_rate_is_absurd_is_flagged_in_summary_log_and
     assert run_cli("report", str(run_dir)).code == 0
     page = (run_dir / "report.html").read_text()
     assert "Degenerate or suspect results (3)" in page and "4 of 4 units of z are dead" in page
+
+
+def test_the_fully_connected_trade_off_nets_keep_z_linear_unless_asked_for_the_originals_relu():
+    from torch import nn
+
+    from representation_probe import ConfigError
+    from representation_probe.tradeoff import build_net
+
+    linear = build_net("tradeoff_fc_medium", (1, 8, 8), 10, latent=4)
+    assert isinstance(linear.encoder[-1], nn.Linear) and linear.encoder[-1].out_features == 4
+    original = build_net("tradeoff_fc_medium", (1, 8, 8), 10, latent=4, z_activation="relu")
+    assert isinstance(original.encoder[-1], nn.ReLU)
+    with pytest.raises(ConfigError, match="net.z_activation must be relu .* or none, got 'tanh'"):
+        build_net("tradeoff_fc_small", (1, 8, 8), 10, z_activation="tanh")
+    with pytest.raises(ConfigError, match="net.z_activation is not an option of tradeoff_cnn_small"):
+        build_net("tradeoff_cnn_small", (1, 28, 28), 10, z_activation="none")

@@ -62,6 +62,7 @@ class TradeoffNet:
 
     name: str = MISSING
     dropout: Optional[float] = None
+    z_activation: Optional[str] = None  # FC nets: relu (the original's, after z too) | none (z linear)
 
 
 # ---- the studies' own groups ------------------------------------------------------------------------------
