@@ -33,19 +33,21 @@ def test_chance_allows_three_standard_errors_of_the_test_size():
 
 
 @pytest.mark.slow
-def test_a_trade_off_whose_learning_rate_is_absurd_is_flagged_in_summary_log_and_report(tmp_path, run_cli):
+@pytest.mark.parametrize("z", ["none", "relu"])
+def test_a_trade_off_whose_learning_rate_is_absurd_is_flagged_in_summary_log_and_report(z, tmp_path, run_cli):
     run_dir = tmp_path / "run"
     done = run_cli("tradeoff", "dataset=digits", "tradeoff.weight=0.5", "optimizer.lr=50", "trainer.max_steps=120",
-                   "logger=csv", f"hydra.run.dir={run_dir}")
+                   f"net.z_activation={z}", "logger=csv", f"hydra.run.dir={run_dir}")
     assert done.code == 0, done.err[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["dead_units"] == [0, 1, 2, 3]  # z of 4 units, all dead: the classifier and decoder see nothing
-    assert any(w.startswith("4 of 4 units of z are dead") for w in summary["warnings"])
     assert any("at chance" in w for w in summary["warnings"]) and any("mean image" in w for w in summary["warnings"])
-    assert "[WARNING] - seed 0 weight 0.5 latent 4: 4 of 4 units of z are dead" in done.out + done.err
+    if z == "relu":  # the original's ReLU on z: every unit died, and they are named
+        assert summary["dead_units"] == [0, 1, 2, 3]
+        assert summary["warnings"][0].startswith("4 of 4 units of z are dead")
+        assert "[WARNING] - seed 0 weight 0.5 latent 4: 4 of 4 units of z are dead" in done.out + done.err
     assert run_cli("report", str(run_dir)).code == 0
     page = (run_dir / "report.html").read_text()
-    assert "Degenerate or suspect results (3)" in page and "4 of 4 units of z are dead" in page
+    assert f"Degenerate or suspect results ({len(summary['warnings'])})" in page and "at chance" in page
 
 
 def test_the_fully_connected_trade_off_nets_keep_z_linear_unless_asked_for_the_originals_relu():
