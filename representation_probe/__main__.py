@@ -95,7 +95,7 @@ def report_arguments() -> None:
     """`report DIR [DIR ...]`: the positional directories become runs=[...] (a path may contain '=',
     as Hydra's job directories named by their overrides do)."""
     args = sys.argv[2:]
-    dirs = [arg for arg in args if Path(arg).is_dir() or not (OVERRIDE.match(arg) or arg.startswith("-"))]
+    dirs = _positional(args)
     if dirs:
         rest = [arg for arg in args if arg not in dirs]
         sys.argv[2:] = [f"runs=[{','.join(_quoted(d) for d in dirs)}]", *rest]
@@ -106,9 +106,14 @@ def report_arguments() -> None:
 def dashboard_arguments() -> None:
     """`dashboard DIR|PROJECT`: the first positional argument becomes source=..."""
     args = sys.argv[2:]
-    positional = [arg for arg in args if Path(arg).is_dir() or not (OVERRIDE.match(arg) or arg.startswith("-"))]
+    positional = _positional(args)
     if positional:
         sys.argv[2:] = [f"source={_quoted(positional[0])}", *(arg for arg in args if arg != positional[0])]
+
+
+def _positional(args: list[str]) -> list[str]:
+    """The arguments that are not overrides or options: a directory, even one named `key=value`."""
+    return [arg for arg in args if Path(arg).is_dir() or not (OVERRIDE.match(arg) or arg.startswith("-"))]
 
 
 def _quoted(path: str) -> str:

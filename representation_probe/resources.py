@@ -21,6 +21,11 @@ PROBE_SIZE = 32  # pixels a side of the measuring pass
 MEASURE_UP_TO = 256  # a model that takes only its own size is measured at it up to this size
 
 
+def device_of(accelerator) -> str:
+    """The device whose memory a trainer's `accelerator` setting uses: a GPU's, else the machine's."""
+    return "cuda" if str(accelerator) in ("gpu", "cuda") else "cpu"
+
+
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Free memory where the work runs: the GPU's, else the machine's available RAM (MemAvailable)."""
     device = torch.device(device)

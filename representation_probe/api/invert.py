@@ -13,10 +13,10 @@ from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.errors import ConfigError
-from representation_probe.resources import check_fits
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
+from representation_probe.resources import check_fits, device_of
 from representation_probe.rundir import Run, RunDir, read_png, write_png
 from representation_probe.sample_keys import sample_key, varying_ids
 from representation_probe.validation import as_list, distinct, integer
@@ -151,7 +151,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
 def _device(trainer) -> str:
     """Where the trainer computes, as far as its settings say (a GPU trainer: the GPU's memory counts)."""
     settings = trainer.keywords if hasattr(trainer, "keywords") else trainer if isinstance(trainer, Mapping) else {}
-    return "cuda" if str(settings.get("accelerator", "cpu")) in ("gpu", "cuda") else "cpu"
+    return device_of(settings.get("accelerator", "cpu"))
 
 
 def chosen_layers(backbone: Backbone, layer) -> list[str]:

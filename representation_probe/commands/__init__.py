@@ -22,6 +22,7 @@ from representation_probe.api.runtime import LIGHTNING_LOGGERS
 from representation_probe.cli import schemas  # registers the structured configs
 from representation_probe.errors import ConfigError
 from representation_probe.provenance import provenance
+from representation_probe.resources import device_of
 from representation_probe.rundir import RunDir, find_runs, write_json
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,8 @@ def _one_console() -> None:
 
 def _check_accelerator(cfg: DictConfig) -> None:
     """A GPU trainer on a machine without one is one line, before any work (not Lightning's traceback)."""
-    accelerator = str(cfg.get("trainer", {}).get("accelerator", "cpu"))
-    if accelerator in ("gpu", "cuda"):
+    accelerator = cfg.get("trainer", {}).get("accelerator", "cpu")
+    if device_of(accelerator) == "cuda":
         import torch
 
         if not torch.cuda.is_available():

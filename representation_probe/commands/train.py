@@ -17,7 +17,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
 from representation_probe.reporting import kernel_panels
-from representation_probe.resources import check_fits
+from representation_probe.resources import check_fits, device_of
 from representation_probe.rundir import RunDir, write_atomic
 from representation_probe.tracking import build_loggers, log_rows
 from representation_probe.training.checkpoints import Resume, build_callbacks, remove_untracked, resume_path
@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> float:
                           f"remove model.num_classes={cfg.model.num_classes}")
     backbone = load(arguments(cfg.model) | dict(num_classes=datamodule.num_classes))
     check_fits(backbone.net, cfg.dataset.image_size, cfg.dataset.batch_size, "train (dataset.image_size, "
-               "dataset.batch_size)", device="cuda" if cfg.trainer.get("accelerator") in ("gpu", "cuda") else "cpu")
+               "dataset.batch_size)", device=device_of(cfg.trainer.get("accelerator")))
     module = instantiate(cfg.classifier, net=backbone.net, num_classes=datamodule.num_classes,
                          normalize=backbone.normalize)
     if resume.checkpoint is not None:
