@@ -13,6 +13,7 @@ import math
 import netrc
 import os
 import socket
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,6 +166,8 @@ def log_rows(loggers, command: str, rows: list[dict], metrics: Sequence[str], co
         summary[f"final/{metric}"] = sum(values) / len(values)  # a run of one row: its value
         if varying:
             summary |= {f"final/{sample_key(row, varying)}/{metric}": _number(row.get(metric)) for row in rows}
+    if "seed" in varying:
+        summary |= _over_seeds(rows, [key for key in varying if key != "seed"], metrics)
     warnings = [w for row in rows for w in row.get("warnings") or []]
     summary |= {"final/warnings": len(warnings), "warnings": "; ".join(warnings)} if warnings else {}
     columns = [*varying, *(["relative_depth"] if "relative_depth" in ids else []), *metrics]
@@ -191,6 +194,22 @@ def log_rows(loggers, command: str, rows: list[dict], metrics: Sequence[str], co
         run.summary.update(summary | {f"{command}/results": table})
         if charts:
             run.log({f"_charts/{command}/{key}": chart for key, chart in charts.items()})
+
+
+def _over_seeds(rows: list[dict], cells: list[str], metrics: Sequence[str]) -> dict:
+    """Each cell's mean over the seeds, under the key a run of one seed gives its value (`final/conv3/psnr`),
+    and its sd (`final/conv3/psnr_sd`, n - 1)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(sample_key(row, cells), []).append(row)
+    summary = {}
+    for cell, group in groups.items():
+        for metric in metrics:
+            values = [v for v in (_number(row.get(metric)) for row in group) if v is not None]
+            key = "/".join(["final", *([cell] if cell else []), metric])
+            summary |= {key: statistics.mean(values)} if values else {}
+            summary |= {f"{key}_sd": statistics.stdev(values)} if len(values) > 1 else {}
+    return summary
 
 
 def _one_or_all(values: list):

@@ -72,6 +72,14 @@ def distinct(name: str, values: list) -> list:
     return values
 
 
+def seed_list(value) -> list[int]:
+    """One seed or several, as a list of distinct integers (a study repeated once per seed)."""
+    seeds = distinct("seed", [integer("seed", seed) for seed in as_list(value)])
+    if not seeds:
+        raise ConfigError("seed names no seed: give one (seed=0) or several (seed=[0,1,2])")
+    return seeds
+
+
 def as_list(value) -> list:
     """A config value that may be one item or a list, as a list."""
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]

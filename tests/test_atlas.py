@@ -1,7 +1,9 @@
 """The layer atlas: every study of every probe point, run once and found again, on one report page."""
 
+import csv
 import json
 import re
+import statistics
 
 import pytest
 
@@ -58,3 +60,25 @@ def test_bad_input_is_one_line(run_main, overrides, words):
     assert result.code == 2
     lines = error_lines(result.err)
     assert len(lines) == 1 and all(word in lines[0] for word in words), result.err
+
+
+def test_seeds_are_an_axis_of_the_atlas_its_table_and_figure_carry_their_spread(tmp_path):
+    import representation_probe as rp
+
+    data = rp.dataset("patches", image_size=16, count=64, val_count=64)
+    studies = {"invert": {"steps": 3}, "similarity": {"metrics": ["cka"]}}
+    atlas = rp.atlas("resnet10", data=data, images=["chelsea"], seeds=[0, 1, 2], studies=studies, directory=tmp_path)
+    assert [(r["layer"], r["seed"]) for r in atlas.rows] == [(layer, seed) for seed in (0, 1, 2) for layer in
+                                                             ("pixels", "conv1", "conv2", "conv3", "conv4", "conv5")]
+    assert sorted(p.name for p in (tmp_path / "invert" / "resnet10_untrained").iterdir()) == ["seed0", "seed1", "seed2"]
+    conv3 = [r["cka_vs_pixels"] for r in atlas.rows if r["layer"] == "conv3"]
+    assert len(set(conv3)) == 3  # an untrained network drawn from each seed
+    with (tmp_path / "atlas.csv").open() as file:
+        cells = {row["layer"]: row for row in csv.DictReader(file)}
+    assert float(cells["conv3"]["cka_vs_pixels"]) == pytest.approx(statistics.mean(conv3))
+    assert float(cells["conv3"]["cka_vs_pixels_sd"]) == pytest.approx(statistics.stdev(conv3))
+    assert cells["conv3"]["seeds"] == "3"
+    spread = atlas.spread().set_index(["layer", "metric"])
+    assert spread.loc[("conv3", "cka_vs_pixels"), "sd"] == pytest.approx(statistics.stdev(conv3))
+    page = (tmp_path / "report.html").read_text()
+    assert "mean ± sd over 3 seeds" in page and f"{statistics.mean(conv3):.3g} ± {statistics.stdev(conv3):.3g}" in page

@@ -161,7 +161,8 @@ def test_the_report_has_a_decoder_section(decoded):
     (["eval_images=[missing.png]"], ["image not found", "missing.png"]),
     (["dataset.val_count=1"], ["1 validation images", "decode.held_out"]),
     (["decode.held_out=1.5"], ["decode.held_out", "between 0 and 1"]),
-], ids=["mode", "unsupported-layer", "missing-image", "too-small", "held-out"])
+    (["seed=[0,1]", "ckpt_path=last"], ["ckpt_path=last", "each of seeds [0, 1]", "leave ckpt_path null"]),
+], ids=["mode", "unsupported-layer", "missing-image", "too-small", "held-out", "one-checkpoint-for-seeds"])
 def test_bad_input_is_one_line(run_main, overrides, words):
     result = run_main("decode", [*TINY, "trainer.max_epochs=1", *overrides])
     assert result.code == 2

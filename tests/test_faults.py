@@ -19,6 +19,8 @@ from .test_training import TINY as TRAIN
 TRAIN_SMALL = [*TRAIN, "dataset=noise", "dataset.count=256", "dataset.val_count=32", "dataset.image_size=16",
                "dataset.batch_size=32", "trainer.max_epochs=4"]
 INVERT = ["model=resnet10", "model.image_size=32", "logger=csv"]
+DECODE = ["model=resnet10", "dataset.image_size=16", "dataset.count=128", "dataset.val_count=32", "dataset.batch_size=32",
+          "logger=csv", "decode.colour_images=0", "inversion.steps=3", "eval_images=[chelsea]"]
 
 
 def started(command: str, *args: str, cwd) -> subprocess.Popen:
@@ -204,6 +206,8 @@ REFUSED = {  # command, overrides -> what the one line says
     "a-layer-twice": ("invert", ["layer=[conv1,conv1]"], ["layer names conv1 twice"]),
     "an-alias-and-its-node": ("invert", ["layer=[conv1,relu]"], ["names relu twice"]),
     "a-seed-twice": ("invert", ["seed=[0,0]"], ["seed names 0 twice"]),
+    "no-seed": ("probe", ["seed=[]"], ["seed names no seed", "seed=[0,1,2]"]),
+    "a-probe-seed-twice": ("probe", ["seed=[1,2,1]"], ["seed names 1 twice"]),
     "an-image-twice": ("invert", ["image=[chelsea,chelsea]"], ["image names chelsea twice"]),
     "an-added-key-no-schema-has": ("invert", ["+inversion.stepz=3"],
                                    ["unknown key inversion.stepz (did you mean inversion.steps?)"]),
@@ -222,7 +226,7 @@ REFUSED = {  # command, overrides -> what the one line says
 @pytest.mark.parametrize("name", REFUSED)
 def test_degenerate_or_contradictory_input_is_one_line_before_any_work(name, tmp_path, run_cli):
     command, overrides, words = REFUSED[name]
-    base = INVERT if command == "invert" else TRAIN_SMALL
+    base = INVERT if command in ("invert", "probe") else TRAIN_SMALL
     done = run_cli(command, *base, *overrides, f"hydra.run.dir={tmp_path / 'run'}")
     assert done.code == 2, done.err[-2000:]
     [line] = error_lines(done.err)
@@ -253,3 +257,24 @@ def test_sigterm_stops_a_command_outside_lightning_the_same_way(tmp_path):
     assert job.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert json.loads((run_dir / "interrupted.json").read_text())["command"] == "similarity"
     assert "Traceback" not in stderr and not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_study_over_seeds_stopped_by_sigterm_keeps_its_finished_seeds_and_resumes_the_stopped_one(tmp_path):
+    run_dir = tmp_path / "run"
+    decode = [*DECODE, "decode.layers=[conv2]", "seed=[0,1]", "trainer.max_epochs=3", f"hydra.run.dir={run_dir}"]
+    job = started("decode", *decode, cwd=tmp_path)
+    wait_for("last.ckpt", run_dir / "seed1" / "checkpoints", job)  # seed 0 done, seed 1 one epoch in
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert (run_dir / "seed0" / "summary.json").is_file() and not (run_dir / "seed1" / "summary.json").exists()
+
+    done = cli("decode", *decode, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = (run_dir / "decode.log").read_text()
+    assert f"reusing the finished run {run_dir / 'seed0'}" in log
+    assert f"Restoring states from the checkpoint path at {run_dir / 'seed1' / 'checkpoints'}" in log
+    rows = json.loads((run_dir / "summary.json").read_text())
+    assert sorted({row["seed"] for row in rows}) == [0, 1] and (run_dir / "spread.csv").is_file()
+    assert "held-out PSNR over seeds [0, 1]: conv2 " in log

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
+import logging
+import statistics
 
 import pytest
 import torch
@@ -108,3 +111,35 @@ def test_generated_sets_and_folders_have_a_test_split_of_their_own(tmp_path):
     folder = FolderDataModule(str(tmp_path), image_size=8, workers=0)
     folder.setup()
     assert len(folder.require_test_set()) == 9 and folder.num_classes == 3
+
+
+def test_seeds_are_an_axis_each_in_its_own_run_then_found_again(hydra_job, caplog, tmp_path):
+    def run(run_dir=None):
+        cfg, run_dir = hydra_job("probe", [*MLP, "trainer.max_epochs=3", "seed=[0,1,2]"], run_dir)
+        with open_dict(cfg):
+            cfg.dataset = OmegaConf.create({"_target_": f"{__name__}.ToyData", "image_size": 4})
+        importlib.import_module("representation_probe.commands.probe").run(cfg)
+        return run_dir, json.loads((run_dir / "summary.json").read_text())
+
+    with caplog.at_level(logging.INFO):
+        run_dir, rows = run()
+    assert [(r["layer"], r["seed"]) for r in rows] == [(layer, seed) for seed in (0, 1, 2) for layer in ("fc1", "fc2")]
+    for seed in (0, 1, 2):  # each seed a whole run of its own, which rp.open reads
+        assert read_run(run_dir / f"seed{seed}").summaries == [r for r in rows if r["seed"] == seed]
+    first_losses = {seed: read_run(run_dir / f"seed{seed}").metrics[0]["train/loss"] for seed in (0, 1, 2)}
+    assert len(set(first_losses.values())) == 3  # the heads were drawn from each seed
+    with (run_dir / "spread.csv").open() as file:
+        spread = {(r["layer"], r["metric"]): r for r in csv.DictReader(file)}
+    for layer in ("fc1", "fc2"):
+        values = [r["accuracy"] for r in rows if r["layer"] == layer]
+        cell = spread[(layer, "accuracy")]
+        assert float(cell["mean"]) == pytest.approx(statistics.mean(values))
+        assert float(cell["sd"]) == pytest.approx(statistics.stdev(values)) and cell["n"] == "3"
+    assert "test accuracy over seeds [0, 1, 2]: fc1 " in caplog.text and " ± " in caplog.text
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again, rows_again = run(run_dir)  # the same command in the same directory: every seed found finished
+    assert caplog.text.count("reusing the finished run") == 3 and rows_again == rows
+    page = write_report([run_dir], tmp_path / "report").read_text()
+    assert "Over seeds: mean ± sd" in page and page.count("<tr") > 2

@@ -17,12 +17,13 @@ from representation_probe.api.probe import probe
 from representation_probe.api.results import Result, open as open_run
 from representation_probe.api.runtime import returns_memory
 from representation_probe.api.similarity import similarity
-from representation_probe.atlas.rows import layer_rows
+from representation_probe.atlas.rows import cells, layer_rows
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load, model_config
 from representation_probe.reporting import atlas as figures, write_report
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir, find_runs, write_atomic, write_csv
+from representation_probe.validation import seed_list
 
 log = logging.getLogger(__name__)
 STUDIES = ("invert", "decode", "probe", "similarity")
@@ -32,8 +33,9 @@ DEFAULT_STUDIES = dict(invert=dict(steps=200), decode=dict(epochs=8, colour_imag
 
 @dataclass
 class Atlas(Result):
-    """A row per probe point and weights: relative depth, inversion PSNR and m_g/m_s, decoder PSNR and SSIM,
-    probe accuracy, CKA to the pixels and to the layer before; `studies[(study, label)]` their results."""
+    """A row per probe point, weights and seed: relative depth, inversion PSNR and m_g/m_s, decoder PSNR and
+    SSIM, probe accuracy, CKA to the pixels and to the layer before; `studies[(study, label, seed)]` their
+    results; atlas.csv each cell's mean and sd over the seeds."""
 
     command = "atlas"
     metrics = ("inversion_psnr", "inversion_m_g_over_m_s", "inversion_m_i", "decoder_psnr", "decoder_ssim",
@@ -41,11 +43,12 @@ class Atlas(Result):
     conditions = ("label",)
     by_depth = ("inversion_m_g_over_m_s", "decoder_psnr", "probe_accuracy", "cka_vs_pixels")
 
-    studies: dict[tuple[str, str], Result] = field(default_factory=dict, repr=False)
+    cell = ("model", "label", "layer", "relative_depth")  # a model trained per seed has other weights per seed
+    studies: dict[tuple[str, str, int], Result] = field(default_factory=dict, repr=False)
 
     def _write(self, run_dir: RunDir) -> None:
-        write_csv(run_dir.table("atlas"), [{k: v for k, v in row.items() if k != "runs"} for row in self.rows])
-        write_atomic(run_dir.figure("atlas"), figures.by_depth(self.rows, self.rows[0]["model"]))
+        write_csv(run_dir.table("atlas"), cells(self.rows))
+        write_atomic(run_dir.figure("atlas"), figures.by_depth(cells(self.rows), self.rows[0]["model"]))
 
     def save(self, directory, config=None) -> Path:
         """The atlas's files and report.html (its studies are saved where `atlas(directory=...)` ran them)."""
@@ -55,20 +58,23 @@ class Atlas(Result):
 
 
 @returns_memory
-def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seed: int = 0,
+def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seeds=0,
           image_size: int | None = None, name: str | None = None, studies: Mapping | None = None,
           directory: str | Path | None = None, reuse=()) -> Atlas:
     """Invert, decode, probe and compare (CKA) every probe point of `model` with each `weights` entry.
 
     Args:
         model: a preset or '<source>/<name>' spec, or a model config mapping (weights vary, so not a module).
-        weights: none, imagenet or checkpoint files; labels: their names in the rows (default: from weights).
+        weights: each none, imagenet, a checkpoint file, or a mapping seed -> checkpoint (a model trained once
+            per seed); labels: their names in the rows (default: from weights).
         data: the dataset for decoders, probes and similarity (a preset name or rp.dataset(...)).
         images: inverted, and scored by the decoders (never trained on).
+        seeds: one seed or several: every study runs once per seed (an untrained model is drawn from it too);
+            rows per (weights, layer, seed), `spread()` and atlas.csv their mean and sd per cell.
         studies: study -> its keyword arguments (rp.invert, rp.decode, rp.probe, rp.similarity; `data`: settings
             of the dataset for that study); a study mapped to None is left out. Default: DEFAULT_STUDIES.
-        directory: where each study's run directory goes (<study>/<label>); finished ones found there or
-            under `reuse` with the same request are read back instead of run again. None: nothing written.
+        directory: where each study's run directory goes (<study>/<label>[/seed<s>]); finished ones found there
+            or under `reuse` with the same request are read back instead of run again. None: nothing written.
     """
     studies = dict(DEFAULT_STUDIES if studies is None else studies)
     unknown = sorted(set(studies) - set(STUDIES))
@@ -78,39 +84,62 @@ def atlas(model, *, weights=("none",), labels=None, data="patches", images=("che
     if not studies:
         raise ConfigError("the atlas has no study with probe points to show: keep at least one of "
                           f"{', '.join(STUDIES)}")
-    weights = [str(w) for w in weights]
+    seeds = seed_list(seeds)
+    weights = [_per_seed(w, seeds) for w in weights]
     name = name or (model if isinstance(model, str) else dict(model).get("name", "model"))
-    labels = list(labels) if labels is not None else [f"{name} {weights_label(w)}" for w in weights]
+    labels = list(labels) if labels is not None else [f"{name} {weights_label(w[seeds[0]])}" for w in weights]
     size = image_size or as_datamodule(data).hparams.get("image_size")
     runner = _Runner(directory, reuse)
-    spec = dict(model=_plain(model), image_size=size, seed=seed, data=_plain(data))
-    result = Atlas(rows=[], config=dict(spec, weights=weights, labels=labels, images=list(images), studies=studies))
-    shared = None
-    if "similarity" in studies:
-        kwargs = dict(studies["similarity"])
-        part = _data(data, kwargs.pop("data", None))
-        shared = runner.get("similarity", "similarity", dict(spec, weights=weights, kwargs=studies["similarity"]),
-                            lambda: similarity([load(_config(model, w, size), name=name) for w in weights], part,
-                                               **kwargs))
-    for w, label in zip(weights, labels):
-        config = _config(model, w, size)  # decode and probe build it after seeding, as their commands do
-        calls = dict(invert=lambda kw: invert(load(config), list(images), PROBE_POINTS, seeds=seed, **kw),
-                     decode=lambda kw: decode(config, _data(data, kw.pop("data", None)), eval_images=list(images),
-                                              seed=seed, **kw),
-                     probe=lambda kw: probe(config, _data(data, kw.pop("data", None)), seed=seed, **kw))
-        done = {study: runner.get(study, f"{study}/{_slug(label)}", dict(spec, weights=w, images=list(images),
-                                                                          kwargs=studies[study]),
-                                  lambda call=call, kw=studies[study]: call(dict(kw)))
-                for study, call in calls.items() if study in studies}
-        if shared is not None:
-            done["similarity"] = shared
-        result.studies |= {(study, label): found for study, (found, _) in done.items()}
-        paths = {study: path for study, (_, path) in done.items()}
-        rows = {study: found.rows for study, (found, _) in done.items()}
-        result.rows += [dict(row, model=name) for row in layer_rows(rows, paths, w, label)]
+    result = Atlas(rows=[], config=dict(model=_plain(model), image_size=size, seed=seeds, data=_plain(data),
+                                        weights=[w if len(set(w.values())) > 1 else w[seeds[0]] for w in weights],
+                                        labels=labels, images=list(images), studies=studies))
+    for seed in seeds:
+        spec = dict(model=_plain(model), image_size=size, seed=seed, data=_plain(data))
+        where = f"/seed{seed}" if len(seeds) > 1 else ""
+        chosen = [w[seed] for w in weights]
+        shared = None
+        if "similarity" in studies:
+            kwargs = dict(studies["similarity"])
+            part = _data(data, kwargs.pop("data", None))
+            request = dict(spec, weights=chosen, kwargs=studies["similarity"])
+            shared = runner.get("similarity", f"similarity{where}", request, lambda: similarity(
+                [load(_config(model, w, size, seed), name=name) for w in chosen], part, **kwargs))
+        for w, label in zip(chosen, labels):
+            done = _studies(runner, model, w, size, seed, images, data, studies, spec, f"{_slug(label)}{where}")
+            if shared is not None:
+                done["similarity"] = shared
+            result.studies |= {(study, label, seed): found for study, (found, _) in done.items()}
+            paths = {study: path for study, (_, path) in done.items()}
+            rows = {study: found.rows for study, (found, _) in done.items()}
+            result.rows += [dict(row, model=name, seed=seed) for row in layer_rows(rows, paths, w, label)]
     if directory is not None:
         result.save(directory)
     return result
+
+
+def _studies(runner, model, weights: str, size: int, seed: int, images, data, studies: dict, spec: dict,
+             where: str) -> dict:
+    """Inversion, decoders and probes of one weights and seed: study -> (result, its run directory)."""
+    config = _config(model, weights, size, seed)
+    calls = dict(invert=lambda kw: invert(load(config), list(images), PROBE_POINTS, seeds=seed, **kw),
+                 decode=lambda kw: decode(config, _data(data, kw.pop("data", None)), eval_images=list(images),
+                                          seeds=seed, **kw),
+                 probe=lambda kw: probe(config, _data(data, kw.pop("data", None)), seeds=seed, **kw))
+    return {study: runner.get(study, f"{study}/{where}", dict(spec, weights=weights, images=list(images),
+                                                            kwargs=studies[study]),
+                              lambda call=call, kw=studies[study]: call(dict(kw)))
+            for study, call in calls.items() if study in studies}
+
+
+def _per_seed(weights, seeds: list[int]) -> dict[int, str]:
+    """A weights entry as seed -> weights: the same for every seed, or a model trained per seed."""
+    if isinstance(weights, Mapping):
+        missing = [seed for seed in seeds if seed not in weights]
+        if missing:
+            raise ConfigError(f"the weights {dict(weights)} name no checkpoint for seed {missing[0]}; give one per "
+                              f"seed of {seeds}")
+        return {seed: str(weights[seed]) for seed in seeds}
+    return {seed: str(weights) for seed in seeds}
 
 
 class _Runner:
@@ -136,14 +165,15 @@ class _Runner:
         return result, str(path)
 
 
-def _config(model, weights: str, size: int) -> dict:
-    """The model config (create_model's arguments) of `model` with these weights and image size."""
+def _config(model, weights: str, size: int, seed: int) -> dict:
+    """The model config (create_model's arguments) of `model` with these weights and image size, an untrained
+    one drawn from `seed`."""
     if isinstance(model, str):
         model = model_config(model)
     if not isinstance(model, Mapping):
         raise ConfigError("the atlas varies the weights: give the model as a spec ('resnet18', 'timm/...') or a "
                           "model config, not a loaded module")
-    return dict(model, weights=weights, image_size=size)
+    return dict(model, weights=weights, image_size=size, init_seed=seed)
 
 
 def _data(data, settings: Mapping | None):

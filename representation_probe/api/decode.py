@@ -18,6 +18,7 @@ from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
 from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, returns_memory
+from representation_probe.api.seeds import repeat
 from representation_probe.decoders import MODES, DecoderModule, cache as embedding_cache, evaluate
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
@@ -28,6 +29,7 @@ from representation_probe.reporting import decoders as figures
 from representation_probe.rundir import RunDir, write_atomic, write_csv, write_png
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.training.keep_best import KeepBest
+from representation_probe.validation import seed_list
 
 INVERSION_KEYS = ("psnr", "ssim", "m_i", "m_g_over_m_s", "seconds")  # beside the decoder's, as inversion_<key>
 
@@ -92,7 +94,7 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
            lr: float | None = 1e-3, width: int = 64, min_width: int = 16, depth: int = 1, held_out: float = 0.5,
            colour_images: int = 8, eval_images=("chelsea", "astronaut"), inversion="run",
            inversion_options: dict | None = None, cache: bool | str = "auto", cache_dtype: str = "float32",
-           cache_limit_gb: float | None = None, seed: int = 0, trainer=None, callbacks=(), resume=None,
+           cache_limit_gb: float | None = None, seeds=0, trainer=None, callbacks=(), resume=None,
            directory: str | Path | None = None, progress: Progress = False, loggers=()) -> Decoding:
     """Train one decoder per layer (layer -> image, MSE in pixel space) on a frozen model, pick each run's
     best epoch by validation loss, and score it.
@@ -110,9 +112,22 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
         inversion: 'run' (invert eval_images at the same layers, with `inversion_options`), an invert run
             directory or an Inversion result to set beside, or None.
         cache: embeddings computed once ('auto': when the data does not augment and they fit in memory).
+        seeds: one seed or several: each trains its own decoders (an untrained model's weights come from its
+            init_seed); several give rows per seed, `spread()` their mean and sd, each run in <directory>/seed<s>.
         trainer, callbacks, loggers, progress: as in rp.invert; resume: a checkpoint to resume from;
             directory: where the per-epoch record (metrics.csv) is written while training (None: nowhere).
     """
+    settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
+    if resume is not None and len(seed_list(seeds)) > 1:
+        raise ConfigError("resume names one checkpoint, and each seed trains its own decoders: give one seed")
+    first = seed_list(seeds)[0]  # the W&B run draws the first seed's curves: another's steps would go back to 0
+    return repeat(seeds, lambda seed, where: _decode(**settings, seed=seed, directory=where,
+                                                     loggers=loggers if seed == first else ()), directory)
+
+
+def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_width, depth, held_out, colour_images,
+            eval_images, inversion, inversion_options, cache, cache_dtype, cache_limit_gb, seed, trainer, callbacks,
+            resume, directory, progress, loggers) -> Decoding:
     if mode not in MODES:
         raise ConfigError(f"unknown decode.mode '{mode}'; allowed: {', '.join(MODES)}")
     if not 0 < held_out < 1:

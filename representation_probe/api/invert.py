@@ -19,7 +19,7 @@ from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.resources import check_fits, device_of
 from representation_probe.rundir import Run, RunDir, read_png, write_png
 from representation_probe.sample_keys import sample_key, varying_ids
-from representation_probe.validation import as_list, distinct, integer
+from representation_probe.validation import distinct, seed_list
 
 PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
 
@@ -115,7 +115,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     if backbone.image_size < metrics.MIN_SSIM_SIZE:
         raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
                           f"takes an 11-pixel window), got {backbone.image_size}")
-    seeds = distinct("seed", [integer("seed", seed) for seed in as_list(seeds)])
+    seeds = seed_list(seeds)
     layers = chosen_layers(backbone, layer)
     count = images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
         len(images) if isinstance(images, (list, tuple, Mapping)) else 1

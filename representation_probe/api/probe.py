@@ -15,6 +15,7 @@ from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
+from representation_probe.api.seeds import repeat
 from representation_probe.errors import ConfigError
 from representation_probe.models import cache_features
 from representation_probe.models.layers import select_layers
@@ -22,7 +23,7 @@ from representation_probe.optimizers import optimizer_factory
 from representation_probe.probes import LinearProbes, PooledFeatures
 from representation_probe.rundir import RunDir
 from representation_probe.training.epoch_metrics import EpochMetrics
-from representation_probe.validation import positive_int
+from representation_probe.validation import positive_int, seed_list
 
 
 @dataclass
@@ -39,12 +40,16 @@ class Probing(Result):
 
     @property
     def accuracy(self) -> dict[str, float]:
-        return {row["layer"]: row["accuracy"] for row in self.rows}
+        """Test accuracy per layer (the mean over the seeds, when several)."""
+        values: dict[str, list[float]] = {}
+        for row in self.rows:
+            values.setdefault(row["layer"], []).append(row["accuracy"])
+        return {layer: sum(v) / len(v) for layer, v in values.items()}
 
 
 @returns_memory
 def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool = True, batch_size: int = 256,
-          epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seed: int = 0,
+          epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seeds=0,
           trainer=None, callbacks=(), directory: str | Path | None = None, progress: Progress = False,
           loggers=()) -> Probing:
     """Train every layer's linear head at once on the train split, keep each head's best epoch by validation
@@ -59,8 +64,19 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
         cache: pool every image's features once; epochs then skip the backbone (the same result).
         epochs, patience: at most `epochs`, stopping when the mean validation accuracy has not risen for
             `patience` epochs (None: never early); optimizer, lr: Adam 1e-2 on standardised features.
+        seeds: one seed or several: each trains its own heads (an untrained model's weights come from its
+            init_seed); several give a row per (layer, seed), `spread()` their mean and sd, each run in
+            <directory>/seed<s>.
         trainer, callbacks, directory, progress, loggers: as in rp.decode.
     """
+    settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
+    first = seed_list(seeds)[0]  # the W&B run draws the first seed's curves: another's steps would go back to 0
+    return repeat(seeds, lambda seed, where: _probe(**settings, seed=seed, directory=where,
+                                                    loggers=loggers if seed == first else ()), directory)
+
+
+def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, optimizer, lr, seed, trainer,
+           callbacks, directory, progress, loggers) -> Probing:
     batch_size = positive_int("probe.batch_size", batch_size)
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule = as_datamodule(data, getattr(model, "image_size", None))

@@ -11,7 +11,7 @@ from typing import ClassVar
 from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import Run, RunDir, read_run, write_atomic
+from representation_probe.rundir import Run, RunDir, read_run, write_atomic, write_csv
 
 IDS = ("study", "model", "weights", "layer", "relative_depth", "image", "seed")  # every frame's id columns
 RESULTS: dict[str, type[Result]] = {}  # command -> its result class, for `open`
@@ -27,10 +27,12 @@ class Result:
     metrics: ClassVar[tuple[str, ...]] = ()
     conditions: ClassVar[tuple[str, ...]] = ()
     by_depth: ClassVar[tuple[str, ...]] = ()  # the measurements W&B plots against relative depth
+    cell: ClassVar[tuple[str, ...] | None] = None  # what `spread` groups the seeds by (None: every id but the seed)
 
     rows: list[dict]
     history_rows: list[dict] = field(default_factory=list, repr=False)  # metrics.csv
     config: dict = field(default_factory=dict, repr=False)  # the arguments, as config.yaml records them
+    by_seed: dict[int, Result] = field(default_factory=dict, repr=False)  # each seed's run, when several (seeds.py)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -59,6 +61,18 @@ class Result:
                     records.append([*ids, metric, float(value)])
         return pd.DataFrame(records, columns=columns)
 
+    @property
+    def seeds(self) -> list:
+        return list(dict.fromkeys(row.get("seed") for row in self.rows))
+
+    def spread(self):
+        """Each measurement over the seeds, per cell (the id columns but the seed, and the conditions): a row
+        per (cell, metric) with its mean, sd (n - 1; NaN for one seed) and n, the seeds' order kept."""
+        frame = self.to_frame()
+        cells = [*self.cell, "metric"] if self.cell else [c for c in frame.columns if c not in ("seed", "value")]
+        return (frame.groupby(cells, dropna=False, sort=False)["value"].agg(mean="mean", sd="std", n="count")
+                .reset_index())
+
     def save(self, directory: str | Path, config: DictConfig | dict | None = None) -> Path:
         """Write the run directory (config.yaml, summary.json, metrics.csv and the study's files), each
         file atomically; `config` replaces the recorded arguments (the CLI records its composed config)."""
@@ -70,6 +84,8 @@ class Result:
         if self.history_rows:
             run_dir.write_metrics(self.history_rows)
         self._write(run_dir)
+        if len(self.seeds) > 1:
+            write_csv(run_dir.table("spread"), self.spread().to_dict("records"))
         run_dir.write_summary(self.rows)
         return run_dir.path
 

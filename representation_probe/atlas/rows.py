@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from statistics import mean
+from statistics import mean, stdev
 
 from representation_probe.decoders.evaluate import HELD_OUT
 
@@ -31,6 +31,25 @@ def layer_rows(summaries: dict[str, list[dict]], paths: dict[str, str | None], w
             row[column] = mean(values) if values else None
         row["runs"] = dict(paths)
         out.append(row)
+    return out
+
+
+def cells(rows: list[dict]) -> list[dict]:
+    """The rows of one or more seeds as one per (weights label, layer), in their order: each column's mean over
+    the seeds and its sd (`<column>_sd`, n - 1; None for one seed), `seeds` how many there were."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["label"], row["layer"]), []).append(row)
+    out = []
+    for (label, layer), group in groups.items():
+        weights = {str(row["weights"]) for row in group}
+        cell = dict(model=group[0].get("model"), label=label, weights=weights.pop() if len(weights) == 1 else None,
+                    layer=layer, relative_depth=group[0]["relative_depth"], seeds=len(group))
+        for column in COLUMNS:
+            values = [row[column] for row in group if row.get(column) is not None]
+            cell[column] = mean(values) if values else None
+            cell[f"{column}_sd"] = stdev(values) if len(values) > 1 else None
+        out.append(cell)
     return out
 
 

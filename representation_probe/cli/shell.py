@@ -18,6 +18,11 @@ def arguments(node: DictConfig) -> dict:
     return {key: value for key, value in plain(node).items() if not key.startswith("_")}
 
 
+def for_seed(cfg: DictConfig):
+    """seed -> the composed config as a run of that one seed records it (repeated studies, api/seeds.py)."""
+    return lambda seed: dict(plain(cfg), seed=seed)
+
+
 def trainer_factory(trainer: DictConfig) -> partial:
     """The trainer group as a Trainer factory: its plugins built, the study adds its own arguments."""
     return instantiate(trainer, _partial_=True)

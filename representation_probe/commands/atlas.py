@@ -16,7 +16,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.reporting.labels import weights_label
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import as_list, positive_int
+from representation_probe.validation import as_list, positive_int, seed_list
 
 log = logging.getLogger(__name__)
 TRAIN = "train:"
@@ -34,24 +34,30 @@ def run(cfg: DictConfig) -> None:
     if missing:
         raise ConfigError(f"weights {', '.join(missing)} name no training recipe; recipes: "
                           f"{', '.join(cfg.training or {}) or 'none'} (atlas.yaml `training`)")
+    seeds = seed_list(plain(cfg.seed))
     roots = [run_dir.path, *(Path(str(root)) for root in as_list(cfg.reuse))]
-    checkpoints = [_checkpoint(w, cfg, model_name, size, Studies(roots), run_dir) for w in weights]
+    runner = Studies(roots)
+    checkpoints = [{seed: _checkpoint(w, cfg, model_name, size, runner, run_dir, seed, len(seeds) > 1)
+                    for seed in seeds} for w in weights]
     labels = [f"{model_name} {w.removeprefix(TRAIN) + '-trained' if w.startswith(TRAIN) else weights_label(w)}"
               for w in weights]
     result = atlas(arguments(cfg.model), weights=checkpoints, labels=labels, name=model_name,
                    data=dataset(config_choice("dataset"), **plain(cfg.dataset)), images=as_list(plain(cfg.images)),
-                   seed=cfg.seed, image_size=size, studies=studies, directory=run_dir.path, reuse=roots[1:])
+                   seeds=seeds, image_size=size, studies=studies, directory=run_dir.path, reuse=roots[1:])
     result.save(run_dir.path, config=cfg)
     log_result(build_loggers(cfg, "atlas", tags=[model_name, "atlas"]), result)
     log.info("wrote %s", run_dir.path / "report.html")
 
 
-def _checkpoint(weights: str, cfg: DictConfig, model: str, size: int, runner: Studies, run_dir: RunDir) -> str:
-    """The weights as model.weights takes them; a train:<recipe> entry trains (or finds) its model."""
+def _checkpoint(weights: str, cfg: DictConfig, model: str, size: int, runner: Studies, run_dir: RunDir, seed: int,
+                per_seed: bool) -> str:
+    """The weights as model.weights takes them; a train:<recipe> entry trains (or finds) its model of this seed,
+    in train/<recipe>[/seed<s>]."""
     if not weights.startswith(TRAIN):
         return weights
     recipe = weights.removeprefix(TRAIN)
-    overrides = (f"model={model}", f"seed={cfg.seed}", f"dataset.image_size={size}", "logger=csv",
+    overrides = (f"model={model}", f"seed={seed}", f"dataset.image_size={size}", "logger=csv",
                  f"dataset.workers={cfg.dataset.workers}", *OmegaConf.to_container(cfg.training[recipe]))
-    trained = runner.get(Study("train", overrides, run_dir.path / "train" / recipe))
+    where = run_dir.path / "train" / recipe / (f"seed{seed}" if per_seed else "")
+    trained = runner.get(Study("train", overrides, where))
     return str(trained.last_checkpoint)

@@ -11,13 +11,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
 from representation_probe.api.decode import decode
-from representation_probe.cli.shell import arguments, plain, trainer_factory
+from representation_probe.api.seeds import repeat, spread_text
+from representation_probe.cli.shell import arguments, for_seed, plain, trainer_factory
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.degeneracy import log_warnings
+from representation_probe.errors import ConfigError
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
 from representation_probe.training.checkpoints import build_callbacks, remove_untracked, resume_path
-from representation_probe.validation import as_list
+from representation_probe.validation import as_list, seed_list
 
 log = logging.getLogger(__name__)
 STUDY = ("mode", "held_out", "colour_images", "inversion", "cache", "cache_dtype", "cache_limit_gb", "width",
@@ -25,23 +27,39 @@ STUDY = ("mode", "held_out", "colour_images", "inversion", "cache", "cache_dtype
 
 
 def run(cfg: DictConfig) -> float:
-    """Train the decoders, evaluate them; returns the mean held-out PSNR over the layers."""
-    run_dir, d = RunDir.current(), cfg.decode
-    resume = resume_path(cfg.ckpt_path, run_dir)
-    loggers = build_loggers(cfg, "decode", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode", d.mode])
-    callbacks = build_callbacks(cfg.callbacks, run_dir)
-    result = decode(arguments(cfg.model), instantiate(cfg.dataset), plain(d.layers), epochs=cfg.trainer.max_epochs,
-                    optimizer=instantiate(cfg.optimizer), lr=None, eval_images=as_list(plain(cfg.eval_images)),
-                    inversion_options=arguments(cfg.inversion), seed=cfg.seed, trainer=trainer_factory(cfg.trainer),
-                    callbacks=callbacks, resume=resume.path, directory=run_dir.path, progress=True, loggers=loggers,
-                    **{key: plain(d[key]) for key in STUDY})
-    remove_untracked(run_dir, [c.state_dict() for c in callbacks if isinstance(c, ModelCheckpoint)])
+    """Train the decoders, evaluate them (per seed when several); returns the mean held-out PSNR."""
+    run_dir, seeds = RunDir.current(), seed_list(plain(cfg.seed))
+    if len(seeds) > 1 and cfg.ckpt_path is not None:
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path} names one checkpoint, and each of seeds {seeds} trains its "
+                          "own decoders: leave ckpt_path null (each resumes from its own <run dir>/seed<s>)")
+    loggers = build_loggers(cfg, "decode", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode",
+                                                 cfg.decode.mode])
+    result = repeat(seeds, lambda seed, where: _decode(cfg, seed, RunDir(where), loggers if seed == seeds[0] else ()),
+                    run_dir.path, request=for_seed(cfg))
     if not result.rows:  # another DDP rank: rank 0 evaluates and writes
         return math.nan
     result.save(run_dir.path, config=cfg)
     log_result(loggers, result)
     log_warnings(result.rows)
     held = [r for r in result.rows if r["image"] == HELD_OUT]
-    log.info("held-out PSNR per layer: %s (mean image: %.1f dB)",
-             ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in held), held[0]["baseline_psnr"])
+    if len(seeds) > 1:
+        log.info("held-out PSNR over seeds %s: %s (mean image: %.1f dB)", seeds,
+                 spread_text(result, "psnr", lambda frame: frame["image"] == HELD_OUT), held[0]["baseline_psnr"])
+    else:
+        log.info("held-out PSNR per layer: %s (mean image: %.1f dB)",
+                 ", ".join(f"{r['layer']} {r['psnr']:.1f}" for r in held), held[0]["baseline_psnr"])
     return sum(r["psnr"] for r in held) / len(held)
+
+
+def _decode(cfg: DictConfig, seed: int, run_dir: RunDir, loggers):
+    """One seed's decoders, checkpointed into (and resumed from) `run_dir`."""
+    d = cfg.decode
+    resume = resume_path(cfg.ckpt_path, run_dir)
+    callbacks = build_callbacks(cfg.callbacks, run_dir)
+    result = decode(arguments(cfg.model), instantiate(cfg.dataset), plain(d.layers), epochs=cfg.trainer.max_epochs,
+                    optimizer=instantiate(cfg.optimizer), lr=None, eval_images=as_list(plain(cfg.eval_images)),
+                    inversion_options=arguments(cfg.inversion), seeds=seed, trainer=trainer_factory(cfg.trainer),
+                    callbacks=callbacks, resume=resume.path, directory=run_dir.path, progress=True, loggers=loggers,
+                    **{key: plain(d[key]) for key in STUDY})
+    remove_untracked(run_dir, [c.state_dict() for c in callbacks if isinstance(c, ModelCheckpoint)])
+    return result

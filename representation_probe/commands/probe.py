@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from representation_probe.api.data import dataset
 from representation_probe.api.probe import probe
-from representation_probe.cli.shell import arguments, plain, trainer_factory
+from representation_probe.api.seeds import repeat, spread_text
+from representation_probe.cli.shell import arguments, for_seed, plain, trainer_factory
 from representation_probe.commands import config_choice
 from representation_probe.degeneracy import log_warnings
 from representation_probe.rundir import RunDir
 from representation_probe.tracking import build_loggers, log_result
+from representation_probe.validation import seed_list
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float:
-    """Returns the mean over layers of the best validation accuracy."""
-    run_dir = RunDir.current()
+    """Returns the mean over layers (and seeds) of the best validation accuracy."""
+    run_dir, seeds = RunDir.current(), seed_list(plain(cfg.seed))
     loggers = build_loggers(cfg, "probe", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "probe"])
     data = dataset(config_choice("dataset"), **plain(cfg.dataset))
-    result = probe(arguments(cfg.model), data, **arguments(cfg.probe),
-                   epochs=cfg.trainer.max_epochs, optimizer=instantiate(cfg.optimizer), lr=None, seed=cfg.seed,
-                   trainer=trainer_factory(cfg.trainer), directory=run_dir.path, progress=True, loggers=loggers)
+    result = repeat(seeds, lambda seed, where: probe(
+        arguments(cfg.model), data, **arguments(cfg.probe), epochs=cfg.trainer.max_epochs,
+        optimizer=instantiate(cfg.optimizer), lr=None, seeds=seed, trainer=trainer_factory(cfg.trainer),
+        directory=where, progress=True, loggers=loggers if seed == seeds[0] else ()),
+        run_dir.path, request=for_seed(cfg))
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
         log_warnings(result.rows)
+        if len(seeds) > 1:
+            log.info("test accuracy over seeds %s: %s", seeds, spread_text(result, "accuracy"))
         return sum(row["val_acc"] for row in result.rows) / len(result.rows)
     return float("nan")

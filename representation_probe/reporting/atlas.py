@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
+
+from representation_probe.atlas.rows import cells
 from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.rundir import Run, read_run
@@ -21,7 +24,8 @@ COLUMNS = ["relative_depth", "inversion_psnr", "inversion_m_g_over_m_s", "decode
 
 
 def by_depth(rows: list[dict], title: str) -> bytes:
-    """Four panels against relative depth, one line per weights (inversion solid, decoder dashed)."""
+    """Four panels against relative depth, one line per weights (inversion solid, decoder dashed); `rows` the
+    atlas cells (atlas/rows.py), whose sd over the seeds, where there is one, is the band around each line."""
     fig, axes = subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
     colors = colormap("tab10")
     labels = list(dict.fromkeys(row["label"] for row in rows))
@@ -29,15 +33,20 @@ def by_depth(rows: list[dict], title: str) -> bytes:
         for i, label in enumerate(labels):
             mine = [row for row in rows if row["label"] == label]
             for column, style, suffix in lines:
-                points = [(row["relative_depth"], row[column]) for row in mine if row.get(column) is not None]
+                points = [(row["relative_depth"], row[column], row.get(f"{column}_sd") or 0.0) for row in mine
+                          if row.get(column) is not None]
                 if points:
-                    ax.plot(*zip(*points), style, color=colors(i % 10), label=f"{label} {suffix}".strip())
+                    x, y, sd = map(np.array, zip(*points))
+                    ax.plot(x, y, style, color=colors(i % 10), label=f"{label} {suffix}".strip())
+                    if sd.any():
+                        ax.fill_between(x, y - sd, y + sd, color=colors(i % 10), alpha=0.18, linewidth=0)
         _clip_exact_copies(ax)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("relative depth")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3,
                fontsize=8, frameon=False)
-    fig.suptitle(f"layer atlas: {title}", fontsize=10)
+    seeds = max((row.get("seeds") or 1 for row in rows), default=1)
+    fig.suptitle(f"layer atlas: {title}" + (f" (mean ± sd over {seeds} seeds)" if seeds > 1 else ""), fontsize=10)
     return png(fig)
 
 
@@ -58,15 +67,26 @@ def sections(runs: list[Run], page: Page) -> str:
     atlases = [r for r in runs if r.summaries and r.command == "atlas"]
     parts = []
     for i, run in enumerate(atlases):
-        rows = run.summaries
-        title = " ".join(dict.fromkeys(row.get("model", "") for row in rows)).strip() or run.path.name
+        rows = cells(run.summaries)
+        title = " ".join(dict.fromkeys(row.get("model") or "" for row in rows)).strip() or run.path.name
         body = page.figure(f"atlas_{i}.png", by_depth(rows, title))
-        body += table(["weights", "layer", *COLUMNS], [[row["label"], row["layer"], *[row.get(c) for c in COLUMNS]]
-                                                       for row in rows], text_columns=2)
+        seeds = max(row["seeds"] for row in rows)
+        body += table(["weights", "layer", *COLUMNS, *(["seeds"] if seeds > 1 else [])],
+                      [[row["label"], row["layer"], *[_mean_sd(row, c) for c in COLUMNS],
+                        *([row["seeds"]] if seeds > 1 else [])] for row in rows], text_columns=2)
         where = page.rel(run.path)
-        heading = f"Layer atlas: {title}" + (f" ({where})" if where != "." else "")
-        parts.append(section(html.escape(heading), body + _grids(rows, page)))
+        heading = f"Layer atlas: {title}" + (f" ({where})" if where != "." else "") + \
+            (f", mean ± sd over {seeds} seeds" if seeds > 1 else "")
+        first = run.summaries[0].get("seed")  # the images of one seed
+        parts.append(section(html.escape(heading),
+                             body + _grids([r for r in run.summaries if r.get("seed") == first], page)))
     return "".join(parts)
+
+
+def _mean_sd(row: dict, column: str):
+    """A cell's value, with ± its sd over the seeds where it has one."""
+    sd = row.get(f"{column}_sd")
+    return row.get(column) if sd is None else f"{fmt(row[column])} ± {fmt(sd)}"
 
 
 def _grids(rows: list[dict], page: Page) -> str:

@@ -4,7 +4,9 @@ section per study, each from the run records alone."""
 from __future__ import annotations
 
 import html
+import re
 import shutil
+import statistics
 from pathlib import Path
 
 from representation_probe import rundir
@@ -16,6 +18,9 @@ from representation_probe.rundir import Run, find_runs
 def write_report(roots: list[Path], out: Path) -> Path:
     """Read every run under `roots` and write `out/report.html` with its PNGs in `out/report_files/`."""
     runs = find_runs(roots)
+    done = {r.path for r in runs if r.status == "done"}
+    repeated = {r.path.parent for r in runs if re.fullmatch(r"seed\d+", r.path.name)} & done
+    shown = [r for r in runs if r.path not in repeated]  # a study of several seeds: each seed's run shows it
     page = Page(out)
     if page.files.exists():
         shutil.rmtree(page.files)
@@ -23,11 +28,39 @@ def write_report(roots: list[Path], out: Path) -> Path:
                 f"{', '.join(html.escape(str(r)) for r in roots)}</p>"]
     studies = (_warnings, atlas.sections, inversion.sections, decoders.sections, similarity.sections, tradeoff.sections,
                _training, _kernels, _invertibility, _failures)
-    sections += [study(runs, page) for study in studies]
+    sections += [study(shown, page) for study in studies]
+    sections.insert(2, _spread([r for r in runs if r.path in repeated], page))
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>representation_probe report</title>"
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     rundir.write_atomic(out / "report.html", document.encode())
     return out / "report.html"
+
+
+SPREAD = {"probe": ("accuracy",), "decode": ("psnr", "ssim")}  # the measurements shown beside their seed spread
+
+
+def _spread(parents: list[Run], page: Page) -> str:
+    """Studies run over several seeds (api/seeds.py): each cell's mean ± sd over the seeds."""
+    parts = []
+    for run in parents:
+        metrics = SPREAD.get(run.command, ())
+        cells: dict[tuple, list[dict]] = {}
+        for row in run.summaries:
+            cells.setdefault((row.get("layer"), row.get("image")), []).append(row)
+        rows = [[layer, image or "", group[0].get("relative_depth"), len(group),
+                 *[_mean_sd([r[m] for r in group if r.get(m) is not None]) for m in metrics]]
+                for (layer, image), group in cells.items()]
+        seeds = sorted({row.get("seed") for row in run.summaries})
+        parts.append(f"<h3>{html.escape(run.command)}: {html.escape(page.rel(run.path))}, seeds {seeds}</h3>"
+                     + table(["layer", "image", "relative depth", "seeds", *metrics], rows, text_columns=2))
+    return section("Over seeds: mean ± sd (n - 1) per cell", "".join(parts)) if parts else ""
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "—"
+    sd = f" ± {statistics.stdev(values):.3g}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.3g}{sd}"
 
 
 def _training(runs: list[Run], page: Page) -> str:
