@@ -192,6 +192,30 @@ def test_bf16_records_and_reports_float32_distances(chelsea):
     assert result["m_g"] < 0.8 * first  # the bf16 steps did descend
 
 
+def test_bf16_until_runs_the_first_steps_as_bf16_mixed_does_and_the_rest_as_float32(chelsea):
+    """inversion.bf16_until=f: steps [0, f * steps) are bf16-mixed's, every one after float32's."""
+    backbone = build_model("resnet18", SIZE)
+    sample = [Sample("conv3", "chelsea", 0)]
+    common = ["inversion.steps=12", "inversion.record_every=2"]
+    runs = {name: run_inversion(backbone, chelsea[None], sample, *common, *extra) for name, extra in dict(
+        bf16=["trainer.precision=bf16-mixed"], float32=[], half=["inversion.bf16_until=0.5"],
+        all=["inversion.bf16_until=1.0"]).items()}
+    curve = {name: [row["m_g"] for row in run.history] for name, run in runs.items()}  # steps 0, 2, ..., 12
+    assert curve["all"] == curve["bf16"]  # the module's own autocast is Lightning's
+    torch.testing.assert_close(runs["all"].image, runs["bf16"].image, rtol=0, atol=0)
+    assert curve["half"][:4] == curve["bf16"][:4] and curve["half"][4:] != curve["bf16"][4:]  # 6 steps in bf16
+    assert curve["half"] != curve["float32"] and curve["half"][-1] < 0.8 * curve["half"][0]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["inversion.bf16_until=1.5"], ["inversion.bf16_until", "[0, 1]"]),
+    (["inversion.bf16_until=0.5", "trainer.precision=bf16-mixed"], ["keep trainer.precision=32-true"]),
+])
+def test_a_bf16_schedule_that_cannot_work_is_one_line(run_main, extra, words):
+    result = run_main("invert", ["model=resnet10", "model.image_size=32", "logger=csv", "inversion.steps=2", *extra])
+    assert result.code == 2 and all(word in result.err for word in words), result.err[-2000:]
+
+
 # ---- batching --------------------------------------------------------------------------------
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_batched_layers_and_seeds_equal_separate_runs(chelsea, precision):

@@ -90,7 +90,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
            lr=(0.05, 0.0), blur_sigma=None, clamp: bool = False, loss: str = "l1", init_mean: float = 0.7,
            init_std: float = 0.05, shift_std: float = 0.05, record_every: int = 10, image_every: int = 100,
            eps_by_layer: Mapping[str, float] | None = None, steps_per_batch: int | None = None,
-           trainer=None, progress: Progress = False, loggers=(), callbacks=()) -> Inversion:
+           bf16_until: float | None = None, trainer=None, progress: Progress = False, loggers=(), callbacks=()) -> Inversion:
     """Invert every (layer, image, seed) as one batch: gradient descent on a_0 ~ N(init_mean, init_std)
     toward each layer's embedding of each image. Each sample carries its own layer and target; the
     result equals separate runs.
@@ -107,6 +107,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
         loss: 'l1' (the paper) or 'l2' (squared). init_mean, init_std: a_0; shift_std: a' = a + N(0, std).
         record_every: steps between recorded distances (`.history`); image_every: a_g to image loggers.
         eps_by_layer: per-layer eps factors for plain SGD. steps_per_batch: updates per Lightning batch.
+        bf16_until: the first fraction of the steps in bf16 (autocast), the rest in float32 (None: float32).
         trainer: Lightning Trainer arguments (accelerator, precision='bf16-mixed', ...) or a Trainer factory.
         progress: True for Lightning's progress bar, or report(done, total, metrics) after every batch.
         loggers, callbacks: Lightning loggers (metrics every record_every steps) and callbacks.
@@ -116,6 +117,10 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
         raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
                           f"takes an 11-pixel window), got {backbone.image_size}")
     seeds = seed_list(seeds)
+    precision = str(_settings(trainer).get("precision", "32-true"))
+    if bf16_until is not None and precision != "32-true":
+        raise ConfigError(f"inversion.bf16_until switches the steps between bf16 and float32 itself: keep "
+                          f"trainer.precision=32-true (got {precision}), or drop bf16_until")
     layers = chosen_layers(backbone, layer)
     count = images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
         len(images) if isinstance(images, (list, tuple, Mapping)) else 1
@@ -129,7 +134,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
             targets=torch.stack([targets[s.image] for s in samples]), samples=samples, steps=steps,
             optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
             init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
-            eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch)
+            eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch, bf16_until=bf16_until)
         with quiet(not progress):
             fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=callbacks, max_epochs=1,
                                enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
@@ -143,15 +148,19 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
                      images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
                      blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,
-                     shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer)
+                     shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer, bf16_until=bf16_until)
     return Inversion(rows=rows, history_rows=module.history, config=arguments, a_g=module.image.detach().cpu(),
                      targets=targets, shifted=module.shifted.cpu())
 
 
+def _settings(trainer) -> Mapping:
+    """The trainer's arguments as far as they are known before it is built."""
+    return trainer.keywords if hasattr(trainer, "keywords") else trainer if isinstance(trainer, Mapping) else {}
+
+
 def _device(trainer) -> str:
     """Where the trainer computes, as far as its settings say (a GPU trainer: the GPU's memory counts)."""
-    settings = trainer.keywords if hasattr(trainer, "keywords") else trainer if isinstance(trainer, Mapping) else {}
-    return device_of(settings.get("accelerator", "cpu"))
+    return device_of(_settings(trainer).get("accelerator", "cpu"))
 
 
 def chosen_layers(backbone: Backbone, layer) -> list[str]:

@@ -83,6 +83,7 @@ class Inversion:
     record_every: int = 10
     image_every: int = 100
     steps_per_batch: Optional[int] = None
+    bf16_until: Optional[float] = None  # the first fraction of the steps in bf16 autocast, the rest float32
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -78,10 +79,11 @@ class InversionModule(L.LightningModule):
         image_every: int = 100,
         eps_by_layer: dict[str, float] | None = None,
         steps_per_batch: int | None = None,
+        bf16_until: float | None = None,
     ):
         super().__init__()
         check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
-               steps_per_batch)
+              steps_per_batch, bf16_until)
         self.automatic_optimization = False
         # Not a submodule: Lightning must neither count, train() nor checkpoint the frozen backbone.
         object.__setattr__(self, "embedder", embedder)
@@ -97,6 +99,7 @@ class InversionModule(L.LightningModule):
         self.groups = {layer: torch.tensor([i for i, s in enumerate(samples) if s.layer == layer])
                        for layer in dict.fromkeys(s.layer for s in samples)}
         self.steps_per_batch = steps_per_batch
+        self.bf16_steps = round((bf16_until or 0) * steps)  # steps [0, bf16_steps) in bf16, the rest float32
         self.register_buffer("eps_scale", eps_scale(eps_by_layer, samples, optimizer), persistent=False)
         self.history: list[dict] = []  # rows of metrics.csv
         self.plain_backward = False  # decided when training starts
@@ -177,8 +180,10 @@ class InversionModule(L.LightningModule):
     def _update(self, optimizer, step: int) -> None:
         """One step of eq. 4/5: a_{n+1} = N_c(a_n - eps_n * step(g))."""
         record = step % self.record_every == 0
-        mixed = torch.is_autocast_enabled(self.image.device.type)  # trainer.precision=bf16-mixed
-        loss, m_g = self.distances(self.image, with_m_g=record and not mixed)
+        low = step < self.bf16_steps  # inversion.bf16_until: bf16's speed where its gradient noise does not matter
+        mixed = low or torch.is_autocast_enabled(self.image.device.type)  # or trainer.precision=bf16-mixed
+        with torch.autocast(self.image.device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext():
+            loss, m_g = self.distances(self.image, with_m_g=record and not mixed)
         total = loss.sum()  # per-sample losses summed: samples stay independent
         if not math.isfinite(total.item()):  # one check: NaN and inf propagate through the sum
             self.diverged_at = step

@@ -36,7 +36,7 @@ def eps_scale(eps_by_layer: dict | None, samples: list, optimizer: partial) -> t
 
 
 def check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, record_every, image_every,
-           steps_per_batch) -> None:
+           steps_per_batch, bf16_until) -> None:
     """The inversion config's values, before any work (conf/inversion/)."""
     for name, value in (("steps", steps), ("record_every", record_every), ("image_every", image_every)):
         positive_int(f"inversion.{name}", value)
@@ -49,5 +49,7 @@ def check(steps, lr, blur_sigma, clamp, loss, init_mean, init_std, shift_std, re
     number("inversion.shift_std", shift_std, positive=True)  # m_s = 0 would make m_g / m_s meaningless
     if number("inversion.init_std", init_std) < 0:
         raise ConfigError(f"inversion.init_std must be >= 0, got {init_std!r}")
+    if bf16_until is not None and not 0 <= number("inversion.bf16_until", bf16_until) <= 1:
+        raise ConfigError(f"inversion.bf16_until must be a fraction of the steps in [0, 1] (or null), got {bf16_until!r}")
     if not isinstance(clamp, bool):
         raise ConfigError(f"inversion.clamp must be true or false, got {clamp!r}")
