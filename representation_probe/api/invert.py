@@ -90,7 +90,8 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
            lr=(0.05, 0.0), blur_sigma=None, clamp: bool = False, loss: str = "l1", init_mean: float = 0.7,
            init_std: float = 0.05, shift_std: float = 0.05, record_every: int = 10, image_every: int = 100,
            eps_by_layer: Mapping[str, float] | None = None, steps_per_batch: int | None = None,
-           bf16_until: float | None = None, trainer=None, progress: Progress = False, loggers=(), callbacks=()) -> Inversion:
+           bf16_until: float | None = None, trainer=None, progress: Progress = False, loggers=(),
+           callbacks=()) -> Inversion:
     """Invert every (layer, image, seed) as one batch: gradient descent on a_0 ~ N(init_mean, init_std)
     toward each layer's embedding of each image. Each sample carries its own layer and target; the
     result equals separate runs.
