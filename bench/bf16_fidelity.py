@@ -7,8 +7,8 @@ Not a timing: each setting is inverted with every seed as one batch, once with `
 and once per variant (`bf16`: trainer.precision=bf16-mixed; `sched`: inversion.bf16_until, bf16 for that
 fraction of the steps, then float32), through the real command line (the exact commands are printed). Per
 layer it prints float32's seed-to-seed spread (mean, sd, [min, max]) beside the variant's, and whether the
-variant's mean lies inside float32's [min, max]. The distances themselves are float32 in both (InversionModule records them
-outside autocast). Run directories go to --out; --reuse reads finished ones instead of running again.
+variant's mean lies inside float32's [min, max]. The distances themselves are float32 in all (InversionModule
+records them outside autocast). Run directories go to --out; --reuse reads finished ones instead of running again.
 """
 
 from __future__ import annotations

@@ -39,13 +39,13 @@ from timing import best_time, compose_invert, cpu_matmul_peaks, flops, timed
 
 SIZE, IMAGE = 299, "chelsea"
 LAYERS = author_loop.LAYERS
-PRECISIONS = {"ours fp32": "32-true", "ours bf16": "bf16-mixed"}
+VARIANTS = {"ours fp32": ["trainer.precision=32-true"], "ours bf16": ["trainer.precision=bf16-mixed"]}
 FLAT = 0.05  # the baseline's per-step time may differ by this much between the halves of a run to be scaled
 
 
-def overrides(steps: int, precision: str) -> list[str]:
+def overrides(steps: int, variant: list[str]) -> list[str]:
     return [f"model.image_size={SIZE}", f"inversion.steps={steps}", "inversion.blur_sigma=[2.4,0.4]",
-            f"layer=[{','.join(LAYERS)}]", f"image={IMAGE}", "logger=csv", f"trainer.precision={precision}"]
+            f"layer=[{','.join(LAYERS)}]", f"image={IMAGE}", "logger=csv", *variant]
 
 
 def baseline(steps: int) -> list[author_loop.Run]:
@@ -54,10 +54,10 @@ def baseline(steps: int) -> list[author_loop.Run]:
     return [author_loop.run(layer, image, author_loop.PAPER_EPS[layer], steps) for layer in LAYERS]
 
 
-def ours(steps: int, precision: str) -> tuple[list[tuple[float, float]], float]:
+def ours(steps: int, variant: list[str]) -> tuple[list[tuple[float, float]], float]:
     """(m_g / m_s, m_i) per layer and the trainer.fit seconds (from summary.json) of one `invert` run."""
     with tempfile.TemporaryDirectory() as out_dir:
-        task_cfg, cfg = compose_invert(overrides(steps, precision), out_dir)
+        task_cfg, cfg = compose_invert(overrides(steps, variant), out_dir)
         HydraConfig.instance().set_config(cfg)
         invert.run(task_cfg)
         summary = json.loads((Path(out_dir) / "summary.json").read_text())
@@ -85,7 +85,7 @@ def our_step(precision: str):
     """One step's compute of ours: forward + input-gradient backward of the five truncated nets, batched,
     under autocast as Lightning's bf16-mixed runs it."""
     with tempfile.TemporaryDirectory() as out_dir:
-        task_cfg, _ = compose_invert(overrides(50, precision), out_dir)
+        task_cfg, _ = compose_invert(overrides(50, [f"trainer.precision={precision}"]), out_dir)
     samples = [Sample(layer, IMAGE, 0) for layer in LAYERS]
     module = InversionModule(embedder=LayerEmbedder(load(arguments(task_cfg.model)), LAYERS),
                              targets=load_target(IMAGE, SIZE).expand(len(samples), -1, -1, -1).clone(),
@@ -161,7 +161,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full-baseline", action="store_true", help="measure the baseline at every --steps")
     parser.add_argument("--size", type=int, default=SIZE, help="image side (299: the paper's; smaller to try it out)")
+    parser.add_argument("--bf16-until", type=float, help="also time inversion.bf16_until=<this> (ours sched)")
     args = parser.parse_args()
+    if args.bf16_until is not None:
+        VARIANTS["ours sched"] = ["trainer.precision=32-true", f"inversion.bf16_until={args.bf16_until}"]
     SIZE = args.size
     steps_list = sorted(args.steps)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {platform.processor() or 'cpu'}, torch "
@@ -170,13 +173,13 @@ def main() -> None:
     table, base_flat = [], False
     for steps in steps_list:
         measure_baseline = steps == steps_list[0] or args.full_baseline or not base_flat  # else scaled
-        runs = {"baseline": [], **{name: [] for name in PRECISIONS}}
+        runs = {"baseline": [], **{name: [] for name in VARIANTS}}
         for r in range(args.repeats):  # alternate, so drift in machine load hits every side alike
             if measure_baseline:
                 base_runs, *base = timed(lambda: baseline(steps))
                 runs["baseline"].append((base, base_runs))
-            for name, precision in PRECISIONS.items():
-                (ratios, fit_s), *ours_t = timed(lambda: ours(steps, precision))
+            for name, variant in VARIANTS.items():
+                (ratios, fit_s), *ours_t = timed(lambda: ours(steps, variant))
                 runs[name].append((ours_t, ratios))
             print(f"{steps} steps, repeat {r + 1}: " + ", ".join(
                 f"{name} {v[-1][0][0]:.1f} s" for name, v in runs.items() if v), flush=True)
@@ -197,11 +200,12 @@ def main() -> None:
             med["baseline"] = base_fixed + steps * base_step
             others["baseline"] = f"scaled from {base_steps} steps: {base_fixed:.1f} s + {steps} x {base_step:.3f} s"
         table.append((steps, med, others))
-    print("\n| steps | baseline (author's loop) s | ours fp32 s | ours bf16 s | baseline / ours fp32 | baseline / ours "
-          "bf16 | other processes' CPU during the runs (cores) |\n|---|---|---|---|---|---|---|")
+    print("\n| steps | baseline (author's loop) s | " + " | ".join(f"{name} s" for name in VARIANTS) + " | "
+          + " | ".join(f"baseline / {name}" for name in VARIANTS)
+          + " | other processes' CPU during the runs (cores) |\n|" + "---|" * (3 + 2 * len(VARIANTS)))
     for steps, med, others in table:
-        print(f"| {steps} | {med['baseline']:.1f} | {med['ours fp32']:.1f} | {med['ours bf16']:.1f} | "
-              f"**{med['baseline'] / med['ours fp32']:.2f}x** | **{med['baseline'] / med['ours bf16']:.2f}x** | "
+        print(f"| {steps} | {med['baseline']:.1f} | " + " | ".join(f"{med[name]:.1f}" for name in VARIANTS) + " | "
+              + " | ".join(f"**{med['baseline'] / med[name]:.2f}x**" for name in VARIANTS) + " | "
               + "; ".join(f"{k}: {v}" for k, v in others.items()) + " |")
 
     peaks = {dtype: cpu_matmul_peaks(dtype) for dtype in (torch.float32, torch.bfloat16)}

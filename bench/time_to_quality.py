@@ -65,13 +65,13 @@ class Clock(Callback):
         self._take(module)  # the distances after the last update
 
 
-def ours(size: int, precision: str, cap: int, threshold: float) -> tuple[list[tuple], list[str]]:
+def ours(size: int, variant: list[str], cap: int, threshold: float) -> tuple[list[tuple], list[str]]:
     """The clock's points of one `invert` run with the defaults and `cap` steps, and the layer of each sample."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
         cfg, _ = compose_invert([f"model.image_size={size}", f"layer=[{','.join(LAYERS)}]",
                                  f"image=[{','.join(IMAGES)}]", f"inversion.steps={cap}", "logger=csv",
-                                 f"trainer.precision={precision}"], out_dir)
+                                 *variant], out_dir)
     clock = Clock(start, threshold)
     result = invert(load(arguments(cfg.model)), IMAGES, LAYERS, seeds=[0], **arguments(cfg.inversion),
                     trainer=trainer_factory(cfg.trainer), callbacks=[clock])
@@ -103,7 +103,7 @@ def per_layer(values: list[float], layers: list[str]) -> str:
 def figure(curves: dict, runs: list[dict], threshold: float) -> bytes:
     colors = dict(zip(LAYERS, colormap("viridis")([0.0, 0.25, 0.5, 0.75, 0.95])))
     fig, axes = subplots(1, 2, figsize=(11, 4), sharex=True, sharey=True)  # one time axis: sooner is visible
-    for (label, (points, layers)), style in zip(curves.items(), ("-", "--")):
+    for (label, (points, layers)), style in zip(curves.items(), ("-", "--", "-.")):
         for layer in LAYERS:  # the worst image of the layer
             worst = [max(r for r, l in zip(ratios, layers) if l == layer) for _, _, ratios in points]
             axes[0].plot([t for t, _, _ in points], worst, style, color=colors[layer],
@@ -126,23 +126,32 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--eps", default="resnet50_untrained_128px", help="a conf/eps/ table for the author's loop")
     parser.add_argument("--png", type=Path, default=Path(__file__).with_name("time_to_quality.png"))
+    parser.add_argument("--bf16-until", type=float, help="also ours with inversion.bf16_until=<this> (of --cap steps)")
+    parser.add_argument("--no-baseline", action="store_true", help="ours only (the author's loop takes longest)")
     args = parser.parse_args()
     eps = OmegaConf.load(CONF / "eps" / f"{args.eps}.yaml")
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads); ResNet50 untrained, {args.size} px, {', '.join(IMAGES)}, "
           f"m_g/m_s <= {args.threshold} at all of {', '.join(LAYERS)}; author's eps ({args.eps}): "
           + ", ".join(f"{layer} {eps[layer]}" for layer in LAYERS))
-    curves = {p: ours(args.size, p, args.cap, args.threshold) for p in ("32-true", "bf16-mixed")}
-    runs = baseline(args.size, eps, args.cap, args.threshold)
+    variants = {"trainer.precision=32-true": ["trainer.precision=32-true"],
+                "trainer.precision=bf16-mixed": ["trainer.precision=bf16-mixed"]}
+    if args.bf16_until is not None:
+        variants[f"inversion.bf16_until={args.bf16_until}"] = [f"inversion.bf16_until={args.bf16_until}"]
+    curves = {name: ours(args.size, variant, args.cap, args.threshold) for name, variant in variants.items()}
+    runs = [] if args.no_baseline else baseline(args.size, eps, args.cap, args.threshold)
     print(f"\n| loop | m_g/m_s <= {args.threshold} at all layers | seconds | steps | final m_g/m_s conv1..conv5 "
           "(worst image) |\n|---|---|---|---|---|")
     reached = {}
-    for precision, (points, layers) in curves.items():
+    for name, (points, layers) in curves.items():
         hit = first_reach(points, args.threshold)
-        reached[precision] = hit[0] if hit else None
+        reached[name] = hit[0] if hit else None
         t_end, steps, last = points[-1]
-        print(f"| ours, defaults, <= {args.cap} steps, trainer.precision={precision} | {'yes' if hit else '**not reached**'} | "
+        print(f"| ours, defaults, <= {args.cap} steps, {name} | {'yes' if hit else '**not reached**'} | "
               f"{hit[0] if hit else t_end:.1f} | {hit[1] if hit else steps} | {per_layer(last, layers)} |")
+    if not runs:
+        args.png.write_bytes(figure(curves, runs, args.threshold))
+        return
     missed = [r for r in runs if r["reached"] is None]
     total = runs[-1]["seconds"][-1]
     finals = [r["final"] if r["reached"] is None else r["ratios"][-1] for r in runs]
@@ -150,12 +159,12 @@ def main() -> None:
           f"{'**not reached** (' + str(len(missed)) + ' of ' + str(len(runs)) + ' runs)' if missed else 'yes'} | "
           f"{total:.1f} | {sum(len(r['ratios']) for r in runs)} in {len(runs)} runs | "
           f"{per_layer(finals, [r['layer'] for r in runs])} |")
-    for precision, seconds in reached.items():
+    for name, seconds in reached.items():
         if seconds is not None:
             verdict = f"at least {total / seconds:.1f}x (the author's loop did not get there)" if missed else \
                 f"{total / seconds:.1f}x"
-            print(f"ours ({precision}) reaches it sooner by: **{verdict}**")
-    args.png.write_bytes(figure({"fp32": curves["32-true"], "bf16": curves["bf16-mixed"]}, runs, args.threshold))
+            print(f"ours ({name}) reaches it sooner by: **{verdict}**")
+    args.png.write_bytes(figure(curves, runs, args.threshold))
     print(f"curves: {args.png}")
 
 
