@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast bench browser slurm tmux clean
+.PHONY: demo test test-fast test-gpu gpu-wheels bench browser slurm tmux clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,28 @@ test: $(VENV)/.installed browser slurm tmux  ## the whole suite, slow tests incl
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
 	$(PY) -m pytest -n auto --dist loadgroup -m "not slow"
+
+# The GPU machine brings its own Python 3.12 and torch (`make test-gpu PYTHON=python3`: that interpreter as it is,
+# the checkout on PYTHONPATH); what it lacks comes from .whl/ (`make gpu-wheels`, here), installed into a temp dir.
+GIVEN_PYTHON := $(filter command line environment,$(origin PYTHON))
+GPU_PY := $(if $(GIVEN_PYTHON),$(PYTHON),$(PY))
+GPU_WHEELS := hydra-core omegaconf antlr4-python3-runtime submitit wandb optuna hydra-submitit-launcher \
+	hydra-optuna-sweeper
+
+test-gpu: $(if $(GIVEN_PYTHON),,$(VENV)/.installed)  ## every command on one CUDA device + bench/gpu_bench.py -> gpu_check/ (no GPU: the CPU, smallest sizes)
+	@site=$$(mktemp -d); trap 'rm -rf "$$site"' EXIT; \
+	if ls .whl/*.whl >/dev/null 2>&1; then \
+		$(GPU_PY) -m pip install --quiet --no-index --no-deps --target "$$site" .whl/*.whl || exit 1; fi; \
+	PYTHONPATH="$(CURDIR):$$site$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_PY) bench/gpu_check.py --out gpu_check
+
+gpu-wheels: $(VENV)/.installed  ## what the GPU machine lacks, as this venv pins it, for CPython 3.12 manylinux x86-64, into .whl/
+	rm -rf .whl && mkdir .whl
+	pins=$$($(PY) -c "import importlib.metadata as m; print(' '.join(f'{p}=={m.version(p)}' for p in '$(GPU_WHEELS)'.split()))"); \
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --dest .whl --python-version 3.12 --implementation cp \
+		--abi cp312 --abi none --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+		$$(printf '%s\n' $$pins | grep -v antlr4) && \
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir .whl $$(printf '%s\n' $$pins | grep antlr4)  # it ships no wheel
+	@du -ch .whl/*.whl | tail -1
 
 bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in bench/RESULTS.md
 	$(PY) bench/invert_bench.py

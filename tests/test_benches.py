@@ -1,6 +1,7 @@
-"""The benches that cannot be measured here still run (bench/gpu_bench.py), and the arithmetic that scales
-the author's loop to more steps (bench/invert_bench.py) is right."""
+"""The benches and checks that cannot be measured here still run (bench/gpu_bench.py, bench/gpu_check.py), and the
+arithmetic that scales the author's loop to more steps (bench/invert_bench.py) is right."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,14 +28,29 @@ def test_gpu_bench_without_a_gpu_says_so_in_one_line_and_succeeds():
 
 
 @pytest.mark.slow
-def test_gpu_bench_measurements_run_on_the_cpu():
-    """The measuring code itself, on the CPU at toy sizes (its numbers mean nothing)."""
-    result = gpu_bench("--device", "cpu", "--size", "32", "--batches", "1", "--steps", "7", "--train-batch", "2",
-                       "--train-steps", "2")
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |")]
-    assert [row.split(" | ")[1] for row in rows] == ["32-true", "bf16-mixed"]
-    assert "ratio ours / plain:" in result.stdout
+def test_the_gpu_check_runs_every_command_and_the_bench_on_the_cpu(tmp_path):
+    """`make test-gpu`'s script on the CPU at the smallest sizes: every step passes and is recorded, the DDP step
+    ran two gloo processes that each trained on half the images, the bench measured both precisions."""
+    out = tmp_path / "gpu_check"
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--device", "cpu", "--out", str(out)],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert [r["step"] for r in results] == ["train_fp32_channels_last", "train_bf16_channels_last",
+                                            "train_ddp_2_processes", "invert_fp32", "invert_bf16",
+                                            "invert_bf16_until_0.5", "decode", "probe", "similarity", "atlas",
+                                            "gpu_bench"]
+    assert all(r["code"] == 0 for r in results) and "11 of 11 passed" in (out / "results.md").read_text()
+    for r in results[:-1]:
+        assert (out / r["step"] / "summary.json").is_file() and r["numbers"], r
+    ddp = out / "train_ddp_2_processes"
+    assert "distributed_backend=gloo" in (ddp / "train.log").read_text()
+    assert "MEMBER: 2/2" in (ddp / "train_ddp_process_1.log").read_text()
+    assert json.loads((ddp / "summary.json").read_text())["global_step"] == 4  # 64 images / (2 ranks x 16), 2 epochs
+    assert sorted(p.name[:11] for p in (ddp / "checkpoints").iterdir()) == ["best-epoch=", "last.ckpt"]
+    bench = (out / "gpu_bench.md").read_text()
+    rows = [line for line in bench.splitlines() if line.startswith("| 1 |")]
+    assert [row.split(" | ")[1] for row in rows] == ["32-true", "bf16-mixed"] and "ratio ours / plain:" in bench
 
 
 def test_the_baselines_step_is_one_repeats_five_layers_not_every_repeats():

@@ -4,8 +4,6 @@ test_resume.py)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -121,24 +119,6 @@ def test_a_small_resnet_memorises_noise_but_does_not_generalise(run_task):
     assert summary["global_step"] == 12 * 4
     assert summary["train_acc"] >= 0.9
     assert summary["val_acc"] <= 0.08  # fresh noise: chance is 0.01
-
-
-def train_command(run_dir: Path, epochs: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "representation_probe", "train", *TINY, "dataset.count=64", "dataset.val_count=16",
-            "dataset.image_size=16", "dataset.batch_size=16", f"trainer.max_epochs={epochs}",
-            f"hydra.run.dir={run_dir}", *extra]
-
-
-@pytest.mark.slow
-def test_ddp_on_cpu_with_two_processes(tmp_path):
-    run_dir = tmp_path / "ddp"
-    done = subprocess.run(train_command(run_dir, 1, "trainer=ddp_cpu"), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "MEMBER: 2/2" in done.stdout + done.stderr and "gloo" in done.stdout + done.stderr
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["global_step"] == 2  # 64 images / (2 ranks x 16): each rank saw its own half
 
 
 def test_a_set_that_draws_nothing_is_served_a_batch_at_a_time_with_the_same_items():
