@@ -45,13 +45,17 @@ gpu-wheels: $(VENV)/.installed  ## what the GPU machine lacks, as this venv pins
 	@du -ch .whl/*.whl | tail -1
 
 bench: $(VENV)/.installed  ## on a quiet machine; figures and their reading in bench/RESULTS.md
-	$(PY) bench/invert_bench.py
-	$(PY) bench/time_to_quality.py
+	$(PY) bench/invert_bench.py --bf16-until 0.5
+	$(PY) bench/time_to_quality.py --bf16-until 0.5
+	$(PY) bench/pipeline_bench.py
 	$(PY) bench/train_bench.py
 	OMP_NUM_THREADS=1 $(PY) bench/mlp_bench.py --steps 2000 --repeats 3 --threads 1
 	$(PY) bench/gpu_bench.py
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/similarity_bench.py
+	# the peer for inversion, without its dependencies' dependencies (it must not move torch)
+	$(PY) -m pip install --quiet --no-deps plenoptic==2.1.1 pyrtools==1.1.1 einops==0.8.2 pooch==1.9.0 importlib_resources==7.1.0
+	$(PY) bench/plenoptic_bench.py
 
 browser:  ## Debian's chromium, for the test that screenshots the HTML report
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \

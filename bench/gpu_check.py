@@ -4,10 +4,11 @@
 
 Each step is the real command line (`python -m representation_probe ...`, this interpreter) in a run directory
 of its own under --out: training in float32 and in bf16-mixed with channels_last, DDP on the devices present,
-inversion in float32, bf16-mixed and the bf16_until schedule, decoders, probes, similarity and the atlas.
+inversion in float32, bf16-mixed and the bf16_until schedule, decoders, probes, similarity, training from an
+ImageNet-like folder of JPEGs decoded by nvjpeg on the device (bench/pipeline_bench.py makes it), the atlas.
 Without CUDA (or with --device cpu) the same steps run on the CPU at the smallest sizes, so the script itself is
 known to work (the suite runs it). --out/results.md holds a line per step (exit code, seconds, its headline
-numbers, the command), --out/gpu_bench.md the throughput bench; the exit code is 1 if any step failed.
+numbers, the command), --out/gpu_bench.md and pipeline_bench.md the benches; the exit code is 1 if a step failed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pipeline_bench import make_folder
 
 HERE = Path(__file__).resolve().parent
 HEADLINES = ("val_acc", "m_g_over_m_s", "psnr", "accuracy", "cka_vs_pixels", "decoder_psnr")
@@ -34,7 +36,7 @@ class Step:
     overrides: list[str]
 
 
-def steps(device: str, gpus: int) -> list[Step]:
+def steps(device: str, gpus: int, folder: Path) -> list[Step]:
     """The commands at the size this device runs in seconds (a GPU: 64-128 px; a CPU: the smallest)."""
     gpu = device == "cuda"
     trainer = "trainer=gpu" if gpu else "trainer=cpu"
@@ -63,6 +65,10 @@ def steps(device: str, gpus: int) -> list[Step]:
         Step("probe", "probe", ["model=resnet18", *data, trainer, f"trainer.max_epochs={20 if gpu else 2}",
                                 f"dataset.test_count={512 if gpu else 32}"]),
         Step("similarity", "similarity", [*data, "models=[resnet18,vit_tiny]", "metric=[cka,mknn,ii]", "mknn.k=3"]),
+        Step("train_folder_nvjpeg", "train", ["model=resnet18", "dataset=imagenet", f"dataset.root={folder}",
+                                              "dataset.decoder=nvjpeg", f"dataset.image_size={size * 2}",
+                                              f"dataset.batch_size={128 if gpu else 16}", "dataset.workers=2",
+                                              "trainer.max_epochs=1", "logger=csv", trainer]),
         Step("atlas", "atlas", ["model=resnet10", f"dataset.image_size={size}", "images=[chelsea]",
                                 "dataset.count=96", "dataset.val_count=32", "dataset.batch_size=32",
                                 "studies.invert.steps=5", "studies.decode.epochs=1", "studies.decode.data.count=96",
@@ -89,17 +95,27 @@ def run(step: Step, out: Path) -> dict:
                 command="python -m representation_probe " + " ".join([step.command, *step.overrides]))
 
 
-def bench(device: str, out: Path) -> dict:
-    """bench/gpu_bench.py on the device: its defaults on a GPU, the smallest sizes on the CPU."""
-    small = [] if device == "cuda" else ["--size", "32", "--batches", "1", "--steps", "7", "--train-batch", "2",
-                                         "--train-steps", "2"]
-    command = [sys.executable, str(HERE / "gpu_bench.py"), "--device", device, *small]
+def bench(script: str, arguments: list[str], out: Path) -> dict:
+    """A bench script of this folder, its output (Markdown) into <out>/<script>.md."""
+    command = [sys.executable, str(HERE / script), *arguments]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=HERE)
-    (out / "gpu_bench.md").write_text(done.stdout + (f"\n```\n{done.stderr[-3000:]}\n```\n" if done.returncode else ""))
-    return dict(step="gpu_bench", code=done.returncode, seconds=round(time.perf_counter() - start, 1), numbers={},
+    name = script.removesuffix(".py")
+    (out / f"{name}.md").write_text(done.stdout + (f"\n```\n{done.stderr[-3000:]}\n```\n" if done.returncode else ""))
+    return dict(step=name, code=done.returncode, seconds=round(time.perf_counter() - start, 1), numbers={},
                 error=done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else "",
-                command=" ".join(["python", "bench/gpu_bench.py", "--device", device, *small]))
+                command=" ".join(["python", f"bench/{script}", *arguments]))
+
+
+def benches(device: str, folder: Path) -> list[tuple[str, list[str]]]:
+    """gpu_bench.py and pipeline_bench.py: their defaults on a GPU, the smallest sizes on the CPU."""
+    if device == "cuda":
+        return [("gpu_bench.py", ["--device", "cuda"]),
+                ("pipeline_bench.py", ["--device", "cuda", "--root", str(folder)])]
+    return [("gpu_bench.py", ["--device", "cpu", "--size", "32", "--batches", "1", "--steps", "7", "--train-batch",
+                              "2", "--train-steps", "2"]),
+            ("pipeline_bench.py", ["--root", str(folder), "--classes", "4", "--per-class", "8", "--images", "8",
+                                   "--size", "32", "--repeats", "1"])]
 
 
 def main() -> int:
@@ -118,8 +134,9 @@ def main() -> int:
             f"{torch.__version__}\n\n| step | exit | seconds | headline | command |\n|---|---|---|---|---|")
     print(head, flush=True)
     lines, results, start = [head], [], time.perf_counter()
-    for step in [*steps(device, gpus), None]:
-        result = run(step, args.out) if step is not None else bench(device, args.out)
+    folder = make_folder(args.out / "imagenet_like", *((100, 30) if device == "cuda" else (4, 8)))
+    for step in [*steps(device, gpus, folder), *benches(device, folder)]:
+        result = run(step, args.out) if isinstance(step, Step) else bench(*step, args.out)
         results.append(result)
         headline = ", ".join(f"{k} {v:.3g}" for k, v in result["numbers"].items()) or result["error"][:200]
         lines.append(f"| {result['step']} | {result['code']} | {result['seconds']} | {headline} | "

@@ -133,7 +133,7 @@ def profile_ours(steps: int) -> None:
     not the convolutions: the Python-heavy parts, Lightning and tracing, read high)."""
     profiler = cProfile.Profile()
     start = time.perf_counter()
-    profiler.runcall(ours, steps, "32-true")
+    profiler.runcall(ours, steps, VARIANTS["ours fp32"])
     total = time.perf_counter() - start
     stats = pstats.Stats(profiler).stats
     cumulative = {}

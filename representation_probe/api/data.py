@@ -18,12 +18,20 @@ def as_datamodule(data, image_size: int | None = None, **options) -> TrainValDat
     """`data`: a preset of conf/dataset (patches, digits, noise, folder with root=..., ...; `options` override
     its settings, and its images come at `image_size`), one of our datamodules as it is, or images as a
     tensor (N, 3, H, W) in [0, 1] or a pair (images, labels), split by TensorDataModule."""
+    datamodule = _datamodule(data, image_size, **options)
+    if datamodule.hparams.get("decoder") == "nvjpeg":  # its items are encoded files until a trainer's device
+        raise ConfigError("dataset.decoder=nvjpeg decodes training batches on the trainer's device (train); the "
+                          "studies read images one by one: use dataset.decoder=torchvision (or pil)")
+    return datamodule
+
+
+def _datamodule(data, image_size: int | None = None, **options) -> TrainValDataModule:
     if isinstance(data, TrainValDataModule):
         return data
     if isinstance(data, Dataset):
         if "_target_" in data.options:  # a composed config: complete as it is
             return _built(dict(data.options))
-        return as_datamodule(data.name, data.options.get("image_size", image_size),
+        return _datamodule(data.name, data.options.get("image_size", image_size),
                              **{k: v for k, v in data.options.items() if k != "image_size"})
     if isinstance(data, str):
         fields = presets.preset("dataset", data)

@@ -83,6 +83,7 @@ class TrainValDataModule(L.LightningDataModule):
     train_set: Dataset
     val_set: Dataset
     test_set: Dataset | None = None
+    collate_fn = None  # the loaders' collate function (None: PyTorch's)
     augmented = False  # True: a training item differs from epoch to epoch (random augmentation), so
                        # embeddings computed once would not be what training sees (decode.cache refuses)
 
@@ -122,4 +123,4 @@ class TrainValDataModule(L.LightningDataModule):
         # a last training batch of one image is dropped: BatchNorm cannot normalise a single image
         single = sampler is not None and len(sampler) % self.hparams.batch_size == 1
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=single)
+                          persistent_workers=workers > 0, drop_last=single, collate_fn=self.collate_fn)

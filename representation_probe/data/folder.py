@@ -12,8 +12,9 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
+from representation_probe.data import decoding
 from representation_probe.data.base import TrainValDataModule
-from representation_probe.data.targets import SAMPLES, load_target, rgb
+from representation_probe.data.targets import SAMPLES, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.validation import choice, non_negative_int, positive_int
 
@@ -31,12 +32,22 @@ def val_transform(size: int) -> transforms.Compose:
                                transforms.ToTensor()])
 
 
-def image_folder(root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None) -> ImageFiles:
+def views(decoder: str, size: int) -> tuple:
+    """(loader, training view, validation view) of a file for `decoder` (data/decoding.py)."""
+    if decoder == "pil":
+        return decoding.read_pil, train_transform(size), val_transform(size)
+    if decoder == "torchvision":
+        return decoding.read_uint8, decoding.TrainCrop(size), decoding.CenterCrop(size)
+    return decoding.read_encoded, decoding.EncodedCrop(size, train=True), decoding.EncodedCrop(size, train=False)
+
+
+def image_folder(root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None,
+                 loader=decoding.read_pil) -> ImageFiles:
     """The class-per-folder tree under `root`, with one clear line for a class-less or image-less root."""
     if not root.is_dir() or not any(p.is_dir() for p in root.iterdir()):
         raise ConfigError(f"{root} has no class sub-folders (expected <root>/<class>/<image> files)")
     try:
-        return ImageFiles(root, transform=transform, skip_bad=skip_bad, skipped_file=skipped_file)
+        return ImageFiles(root, transform=transform, skip_bad=skip_bad, skipped_file=skipped_file, loader=loader)
     except FileNotFoundError as err:
         raise ConfigError(f"no images in {root}: {err}") from None
 
@@ -48,15 +59,16 @@ class ImageFiles(datasets.ImageFolder):
     image of the folder is served in its place (batches keep their size, DDP ranks stay in step).
     """
 
-    def __init__(self, root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None):
-        super().__init__(root, transform=transform, loader=_read)
+    def __init__(self, root: Path, transform, skip_bad: bool = False, skipped_file: Path | None = None,
+                 loader=decoding.read_pil):
+        super().__init__(root, transform=transform, loader=loader)
         self.skip_bad, self.skipped_file = skip_bad, skipped_file
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         for offset in range(len(self.samples)):
             path, label = self.samples[(index + offset) % len(self.samples)]
             try:
-                image = _read(path)
+                image = self.loader(path)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:  # PIL's for corrupt,
                 # truncated or absurdly large (a header claiming billions of pixels) files
                 why = f"{type(err).__name__}: {err}".splitlines()[0]
@@ -75,12 +87,6 @@ class ImageFiles(datasets.ImageFolder):
                 file.write(f"{path}\n")
 
 
-def _read(path: str) -> Image.Image:
-    with Image.open(path) as image:
-        image.load()  # decode now: a truncated file fails here, inside the try
-        return rgb(image)
-
-
 class FolderDataModule(TrainValDataModule):
     """A class-per-folder tree: `root/train` + `root/val` (the ImageNet layout), or one tree of which
     a seeded `val_fraction` of the images is held out. With train + val, `root/test` (if any) is the
@@ -90,14 +96,19 @@ class FolderDataModule(TrainValDataModule):
         layout: `auto` takes either; `split` insists on train/ and val/ (dataset=imagenet).
         skip_bad: skip unreadable image files (logged, listed in <run dir>/skipped_files.txt and
             counted in summary.json) instead of stopping at the first one.
+        decoder: torchvision (libjpeg-turbo into uint8 tensors), pil, or nvjpeg (decoded in batches on the
+            training device); the same crops from the same seed (data/decoding.py).
     """
 
     skipped_file: Path | None = None  # where skipped files are listed; the training command sets it
     augmented = True  # train_transform: a random crop and flip of each image every epoch
 
     def __init__(self, root: str, image_size: int = 224, batch_size: int = 64, workers: int = 4,
-                 val_fraction: float = 0.1, seed: int = 0, layout: str = "auto", skip_bad: bool = False):
+                 val_fraction: float = 0.1, seed: int = 0, layout: str = "auto", skip_bad: bool = False,
+                 decoder: str = "torchvision"):
         super().__init__()
+        choice("dataset.decoder", decoder, decoding.DECODERS)
+        self.collate_fn = decoding.collate_encoded if decoder == "nvjpeg" else None
         positive_int("dataset.image_size", image_size)
         positive_int("dataset.batch_size", batch_size)
         non_negative_int("dataset.workers", workers)
@@ -127,19 +138,26 @@ class FolderDataModule(TrainValDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
-        folder = functools.partial(image_folder, skip_bad=h.skip_bad, skipped_file=self.skipped_file)
-        train = folder(self.train_root, train_transform(h.image_size))
+        loader, train_view, val_view = views(h.decoder, h.image_size)
+        folder = functools.partial(image_folder, skip_bad=h.skip_bad, skipped_file=self.skipped_file, loader=loader)
+        train = folder(self.train_root, train_view)
         if self.val_root is not None and (self.root / "test").is_dir():  # in a single tree it is a class
-            self.test_set = folder(self.root / "test", val_transform(h.image_size))
+            self.test_set = folder(self.root / "test", val_view)
         if self.val_root is not None:
-            self.train_set, self.val_set = train, folder(self.val_root, val_transform(h.image_size))
+            self.train_set, self.val_set = train, folder(self.val_root, val_view)
             if train.classes != self.val_set.classes:
                 raise ConfigError(f"{self.train_root} and {self.val_root} have different class folders")
             return
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(h.seed)).tolist()
         n_val = max(1, round(len(train) * h.val_fraction))
         self.train_set = Subset(train, order[n_val:])
-        self.val_set = Subset(folder(self.train_root, val_transform(h.image_size)), order[:n_val])
+        self.val_set = Subset(folder(self.train_root, val_view), order[:n_val])
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """nvjpeg: the batch's files decoded, cropped and flipped on the training device, in one call."""
+        if self.hparams.decoder != "nvjpeg":
+            return batch
+        return decoding.decode_batch(batch, self.trainer.strategy.root_device if self.trainer else torch.device("cpu"))
 
 
 class PatchDataset(Dataset):
