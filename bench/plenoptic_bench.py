@@ -17,6 +17,7 @@ measured the same way for both, ||O(x) - O(a)|| with O the layer's forward map, 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -77,6 +78,7 @@ def theirs(model, target: torch.Tensor, layer: str, m_s: float, cap: int,
 
 
 def main() -> None:
+    os.environ["TQDM_DISABLE"] = "1"  # plenoptic's progress bar, every 10 iterations
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", nargs="+", default=["conv2", "conv3", "conv4", "conv5"])
     parser.add_argument("--size", type=int, default=128)
