@@ -134,7 +134,7 @@ def main() -> int:
             f"{torch.__version__}\n\n| step | exit | seconds | headline | command |\n|---|---|---|---|---|")
     print(head, flush=True)
     lines, results, start = [head], [], time.perf_counter()
-    folder = make_folder(args.out / "imagenet_like", *((100, 30) if device == "cuda" else (4, 8)))
+    folder = make_folder(args.out.resolve() / "imagenet_like", *((100, 30) if device == "cuda" else (4, 8)))
     for step in [*steps(device, gpus, folder), *benches(device, folder)]:
         result = run(step, args.out) if isinstance(step, Step) else bench(*step, args.out)
         results.append(result)

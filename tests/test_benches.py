@@ -38,10 +38,10 @@ def test_the_gpu_check_runs_every_command_and_the_bench_on_the_cpu(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert [r["step"] for r in results] == ["train_fp32_channels_last", "train_bf16_channels_last",
                                             "train_ddp_2_processes", "invert_fp32", "invert_bf16",
-                                            "invert_bf16_until_0.5", "decode", "probe", "similarity", "atlas",
-                                            "gpu_bench"]
-    assert all(r["code"] == 0 for r in results) and "11 of 11 passed" in (out / "results.md").read_text()
-    for r in results[:-1]:
+                                            "invert_bf16_until_0.5", "decode", "probe", "similarity",
+                                            "train_folder_nvjpeg", "atlas", "gpu_bench", "pipeline_bench"]
+    assert all(r["code"] == 0 for r in results) and "13 of 13 passed" in (out / "results.md").read_text()
+    for r in results[:-2]:
         assert (out / r["step"] / "summary.json").is_file() and r["numbers"], r
     ddp = out / "train_ddp_2_processes"
     assert "distributed_backend=gloo" in (ddp / "train.log").read_text()
@@ -51,6 +51,8 @@ def test_the_gpu_check_runs_every_command_and_the_bench_on_the_cpu(tmp_path):
     bench = (out / "gpu_bench.md").read_text()
     rows = [line for line in bench.splitlines() if line.startswith("| 1 |")]
     assert [row.split(" | ")[1] for row in rows] == ["32-true", "bf16-mixed"] and "ratio ours / plain:" in bench
+    pipeline = (out / "pipeline_bench.md").read_text()  # the JPEG folder made once, in the results folder
+    assert "| ours, decoder=torchvision |" in pipeline and len(list((out / "imagenet_like" / "train").iterdir())) == 4
 
 
 def test_the_baselines_step_is_one_repeats_five_layers_not_every_repeats():
