@@ -19,8 +19,8 @@ from .test_training import TINY as TRAIN
 TRAIN_SMALL = [*TRAIN, "dataset=noise", "dataset.count=256", "dataset.val_count=32", "dataset.image_size=16",
                "dataset.batch_size=32", "trainer.max_epochs=4"]
 INVERT = ["model=resnet10", "model.image_size=32", "logger=csv"]
-DECODE = ["model=resnet10", "dataset.image_size=16", "dataset.count=128", "dataset.val_count=32", "dataset.batch_size=32",
-          "logger=csv", "decode.colour_images=0", "inversion.steps=3", "eval_images=[chelsea]"]
+DECODE = ["model=resnet10", "dataset.image_size=16", "dataset.count=64", "dataset.val_count=16", "dataset.batch_size=32",
+          "logger=csv", "decode.colour_images=0", "decode.inversion=null", "eval_images=[]"]
 
 
 def started(command: str, *args: str, cwd) -> subprocess.Popen:
