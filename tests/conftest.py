@@ -33,9 +33,17 @@ ENTRY_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))  # the commands
 torch.set_num_threads(1)
 
 
+LONGEST = ("slurm", "gpu_check")  # a test group or test name of a minute or more: started first of all
+
+
 def pytest_collection_modifyitems(items):
-    """The slow tests first, so that with workers (pytest -n) the long ones start early and short ones fill the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests first, the longest of them before the others, so that with workers (pytest -n) the long
+    ones start early and short ones fill the end."""
+    def longest(item) -> bool:
+        group = item.get_closest_marker("xdist_group")
+        return any(word in item.name or (group is not None and word in group.args) for word in LONGEST)
+
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, not longest(item)))
 
 
 def compose_config(config_name: str, overrides: list[str] = (), hydra: bool = False) -> DictConfig:
