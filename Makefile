@@ -9,8 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	# compat: the checkout itself goes on sys.path, so Hydra's plugin scan sees hydra_plugins/ from any directory
-	# --no-compile: bytecode is written on first import, for the modules used only (saves ~40 s of the install)
-	$(PY) -m pip install --quiet --no-compile -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 demo: $(VENV)/.installed  ## conv1..conv5 of an untrained ResNet50 inverted as one batch (W&B offline), and its report
