@@ -1,6 +1,6 @@
 """Every command end to end on one CUDA device at small size, then bench/gpu_bench.py: one results folder.
 
-    python bench/gpu_check.py [--device auto|cuda|cpu] [--out gpu_check]     (`make test-gpu`)
+    python bench/gpu_check.py [--device auto|cuda|cpu] [--out gpu_check] [--jobs 1]     (`make test-gpu`)
 
 Each step is the real command line (`python -m representation_probe ...`, this interpreter) in a run directory
 of its own under --out: training in float32 and in bf16-mixed with channels_last, DDP on the devices present,
@@ -14,11 +14,13 @@ numbers, the command), --out/gpu_bench.md and pipeline_bench.md the benches; the
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +124,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--out", type=Path, default=Path("gpu_check"))
+    parser.add_argument("--jobs", type=int, default=1, help="commands run at once (1: each step's seconds its own)")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -135,13 +138,15 @@ def main() -> int:
     print(head, flush=True)
     lines, results, start = [head], [], time.perf_counter()
     folder = make_folder(args.out.resolve() / "imagenet_like", *((100, 30) if device == "cuda" else (4, 8)))
-    for step in [*steps(device, gpus, folder), *benches(device, folder)]:
-        result = run(step, args.out) if isinstance(step, Step) else bench(*step, args.out)
+    pool = ThreadPoolExecutor(args.jobs)  # the commands `--jobs` at a time, shown in order; then the benches alone
+    commands = pool.map(lambda step: run(step, args.out), steps(device, gpus, folder))
+    for result in itertools.chain(commands, (bench(*b, args.out) for b in benches(device, folder))):
         results.append(result)
         headline = ", ".join(f"{k} {v:.3g}" for k, v in result["numbers"].items()) or result["error"][:200]
         lines.append(f"| {result['step']} | {result['code']} | {result['seconds']} | {headline} | "
                      f"`{result['command']}` |")
         print(lines[-1], flush=True)
+    pool.shutdown()
     failed = [r["step"] for r in results if r["code"] != 0]
     lines.append(f"\n{len(results) - len(failed)} of {len(results)} passed in {time.perf_counter() - start:.0f} s"
                  + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -32,7 +32,8 @@ def test_the_gpu_check_runs_every_command_and_the_bench_on_the_cpu(tmp_path):
     """`make test-gpu`'s script on the CPU at the smallest sizes: every step passes and is recorded, the DDP step
     ran two gloo processes that each trained on half the images, the bench measured both precisions."""
     out = tmp_path / "gpu_check"
-    done = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--device", "cpu", "--out", str(out)],
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--device", "cpu", "--out", str(out),
+                           "--jobs", "2"],  # the suite's other worker often waits (SLURM): two commands at once
                           cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
