@@ -62,6 +62,7 @@ def test_bad_input_is_one_line(run_main, overrides, words):
     assert len(lines) == 1 and all(word in lines[0] for word in words), result.err
 
 
+@pytest.mark.slow
 def test_seeds_are_an_axis_of_the_atlas_its_table_and_figure_carry_their_spread(tmp_path):
     import representation_probe as rp
 
