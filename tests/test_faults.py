@@ -208,6 +208,7 @@ REFUSED = {  # command, overrides -> what the one line says
     "a-seed-twice": ("invert", ["seed=[0,0]"], ["seed names 0 twice"]),
     "no-seed": ("probe", ["seed=[]"], ["seed names no seed", "seed=[0,1,2]"]),
     "a-probe-seed-twice": ("probe", ["seed=[1,2,1]"], ["seed names 1 twice"]),
+    "seeds-for-seed": ("probe", ["seeds=[0,1]"], ["unknown key seeds (did you mean seed?)"]),
     "an-image-twice": ("invert", ["image=[chelsea,chelsea]"], ["image names chelsea twice"]),
     "an-added-key-no-schema-has": ("invert", ["+inversion.stepz=3"],
                                    ["unknown key inversion.stepz (did you mean inversion.steps?)"]),

@@ -164,12 +164,23 @@ def unknown_key(key: str, command: str | None = None) -> str:
     """The one line for a key no schema has: what its node takes, the closest; no advice to add it with a +
     (which would run with the key ignored)."""
     parent, _, leaf = key.rpartition(".")
-    known = schemas.known_keys(parent) if parent else None
-    closest = difflib.get_close_matches(leaf, known or [], n=1)
     command = command or next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config-name=")), "<command>")
+    known = schemas.known_keys(parent) if parent else None
+    closest = difflib.get_close_matches(leaf, known or _top_level_keys(command), n=1)
     takes = f"; {parent} takes {', '.join(known)}" if known else \
         f"; `python -m representation_probe {command} --cfg job` lists the keys"
-    return f"unknown key {key}{f' (did you mean {parent}.{closest[0]}?)' if closest else ''}{takes}"
+    suggestion = f" (did you mean {'.'.join([*([parent] if parent else []), closest[0]])}?)" if closest else ""
+    return f"unknown key {key}{suggestion}{takes}"
+
+
+def _top_level_keys(command: str) -> list[str]:
+    """The keys of conf/<command>.yaml and the groups its defaults list (seed, model, ...), for a suggestion."""
+    path = presets.CONF / f"{command}.yaml"
+    if not path.is_file():
+        return []
+    entries = OmegaConf.to_container(OmegaConf.load(path))
+    groups = [next(iter(item)) for item in entries.pop("defaults", []) if isinstance(item, dict)]
+    return [key for key in [*entries, *groups] if key != "hydra"]
 
 
 def _check_added_keys(cfg: DictConfig, overrides: list[str], command: str) -> None:
