@@ -120,9 +120,8 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
     settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
     if resume is not None and len(seed_list(seeds)) > 1:
         raise ConfigError("resume names one checkpoint, and each seed trains its own decoders: give one seed")
-    first = seed_list(seeds)[0]  # the W&B run draws the first seed's curves: another's steps would go back to 0
-    return repeat(seeds, lambda seed, where: _decode(**settings, seed=seed, directory=where,
-                                                     loggers=loggers if seed == first else ()), directory)
+    return repeat(seeds, lambda seed, where, logged: _decode(**settings, seed=seed, directory=where, loggers=logged),
+                  directory, loggers=loggers)
 
 
 def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_width, depth, held_out, colour_images,

@@ -23,7 +23,7 @@ from representation_probe.optimizers import optimizer_factory
 from representation_probe.probes import LinearProbes, PooledFeatures
 from representation_probe.rundir import RunDir
 from representation_probe.training.epoch_metrics import EpochMetrics
-from representation_probe.validation import positive_int, seed_list
+from representation_probe.validation import positive_int
 
 
 @dataclass
@@ -70,9 +70,8 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
         trainer, callbacks, directory, progress, loggers: as in rp.decode.
     """
     settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
-    first = seed_list(seeds)[0]  # the W&B run draws the first seed's curves: another's steps would go back to 0
-    return repeat(seeds, lambda seed, where: _probe(**settings, seed=seed, directory=where,
-                                                    loggers=loggers if seed == first else ()), directory)
+    return repeat(seeds, lambda seed, where, logged: _probe(**settings, seed=seed, directory=where, loggers=logged),
+                  directory, loggers=loggers)
 
 
 def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, optimizer, lr, seed, trainer,

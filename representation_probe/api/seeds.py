@@ -16,21 +16,22 @@ from representation_probe.validation import seed_list
 log = logging.getLogger(__name__)
 
 
-def repeat(seeds, run_one: Callable[[int, Path | None], Result], directory: str | Path | None = None,
-           request: Callable[[int], dict] | None = None) -> Result:
-    """`run_one(seed, directory)` once per seed. One seed: its result, run in `directory`. Several: each run in
-    <directory>/seed<s> and saved there (with `request(seed)` as its recorded config, else the result's own),
-    where a re-run with the same request finds it finished instead of running it again; then merged."""
+def repeat(seeds, run_one: Callable[[int, Path | None, tuple], Result], directory: str | Path | None = None,
+           request: Callable[[int], dict] | None = None, loggers=()) -> Result:
+    """`run_one(seed, directory, loggers)` once per seed. One seed: its result, run in `directory`. Several: each
+    run in <directory>/seed<s> and saved there (with `request(seed)` as its recorded config, else the result's
+    own), where a re-run with the same request finds it finished instead of running it again; then merged.
+    Only the first seed's run gets the loggers: a W&B run's steps cannot go back to 0 for the next seed."""
     seeds = seed_list(seeds)
     if len(seeds) == 1:
-        return run_one(seeds[0], Path(directory) if directory is not None else None)
+        return run_one(seeds[0], Path(directory) if directory is not None else None, tuple(loggers))
     results = {}
     for seed in seeds:
         child = Path(directory) / f"seed{seed}" if directory is not None else None
         config = request(seed) if request is not None else None
         result = _finished(child, config)
         if result is None:
-            result = run_one(seed, child)
+            result = run_one(seed, child, tuple(loggers) if seed == seeds[0] else ())
             if child is not None and result.rows:  # rows: DDP rank 0, which writes
                 result.save(child, config=config)
         results[seed] = result

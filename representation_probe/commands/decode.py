@@ -34,8 +34,8 @@ def run(cfg: DictConfig) -> float:
                           "own decoders: leave ckpt_path null (each resumes from its own <run dir>/seed<s>)")
     loggers = build_loggers(cfg, "decode", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "decode",
                                                  cfg.decode.mode])
-    result = repeat(seeds, lambda seed, where: _decode(cfg, seed, RunDir(where), loggers if seed == seeds[0] else ()),
-                    run_dir.path, request=for_seed(cfg))
+    result = repeat(seeds, lambda seed, where, logged: _decode(cfg, seed, RunDir(where), logged), run_dir.path,
+                    request=for_seed(cfg), loggers=loggers)
     if not result.rows:  # another DDP rank: rank 0 evaluates and writes
         return math.nan
     result.save(run_dir.path, config=cfg)

@@ -25,11 +25,11 @@ def run(cfg: DictConfig) -> float:
     run_dir, seeds = RunDir.current(), seed_list(plain(cfg.seed))
     loggers = build_loggers(cfg, "probe", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "probe"])
     data = dataset(config_choice("dataset"), **plain(cfg.dataset))
-    result = repeat(seeds, lambda seed, where: probe(
+    result = repeat(seeds, lambda seed, where, logged: probe(
         arguments(cfg.model), data, **arguments(cfg.probe), epochs=cfg.trainer.max_epochs,
         optimizer=instantiate(cfg.optimizer), lr=None, seeds=seed, trainer=trainer_factory(cfg.trainer),
-        directory=where, progress=True, loggers=loggers if seed == seeds[0] else ()),
-        run_dir.path, request=for_seed(cfg))
+        directory=where, progress=True, loggers=logged),
+        run_dir.path, request=for_seed(cfg), loggers=loggers)
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
