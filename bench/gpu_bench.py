@@ -52,13 +52,13 @@ def trainer_overrides(device: str) -> list[str]:
 def inversion(device: str, size: int, batch: int, steps: int, precision: str) -> tuple[float, float]:
     """(steps/s in steady state, GFLOP per step) of `invert` on `batch` images at each of the five layers."""
     from lightning.pytorch.callbacks import Callback
+    from timing import compose_invert, flops
 
     from representation_probe.cli.shell import arguments, trainer_factory
     from representation_probe.data import load_target
     from representation_probe.inversion import InversionModule, Sample
     from representation_probe.models import LayerEmbedder
     from representation_probe.models.load import load
-    from timing import compose_invert, flops
 
     class Steady(Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
@@ -95,11 +95,11 @@ def training(device: str, size: int, batch: int, steps: int) -> tuple[float, flo
     """(images/s of ClassifierModule + Trainer with trainer=gpu, images/s of the same step as a plain loop)."""
     import torch.nn.functional as F
     from hydra.utils import instantiate
+    from timing import compose_invert
     from torch.utils.data import DataLoader
 
     from representation_probe.models import create_model
     from representation_probe.training import ClassifierModule
-    from timing import compose_invert
 
     gen = torch.Generator().manual_seed(0)
     batches = [(torch.rand(batch, 3, size, size, generator=gen), torch.randint(100, (batch,), generator=gen))

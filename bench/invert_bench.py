@@ -24,18 +24,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import author_loop
 import torch
 import torchvision
 from hydra.core.hydra_config import HydraConfig
+from timing import best_time, compose_invert, cpu_matmul_peaks, flops, timed
 
-import author_loop
 from representation_probe.cli.shell import arguments
 from representation_probe.commands import invert
 from representation_probe.data import load_target
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
 from representation_probe.models.load import load
-from timing import best_time, compose_invert, cpu_matmul_peaks, flops, timed
 
 SIZE, IMAGE = 299, "chelsea"
 LAYERS = author_loop.LAYERS

@@ -26,11 +26,11 @@ from lightning.pytorch.callbacks import Callback
 
 from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
 from representation_probe.cli.shell import arguments
+from representation_probe.config.presets import CONF
 from representation_probe.data import load_target
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
 from representation_probe.models.load import load
-from representation_probe.presets import CONF
 
 WARMUP = 50
 MODELS = {  # label -> overrides of conf/model/mlp.yaml

@@ -32,8 +32,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from representation_probe.data import PatchDataModule
+from representation_probe.metrics.cka import MinibatchCKA
 from representation_probe.models import FeatureExtractor, create_model
-from representation_probe.similarity import MinibatchCKA
 from representation_probe.similarity.pipeline import measure
 
 SIZE = 64

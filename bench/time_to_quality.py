@@ -25,17 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import author_loop
 import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
+from timing import CONF, compose_invert
 
-import author_loop
 from representation_probe.api import invert
 from representation_probe.cli.shell import arguments, trainer_factory
 from representation_probe.data import load_target
 from representation_probe.models.load import load
 from representation_probe.reporting.figures import colormap, png, subplots
-from timing import CONF, compose_invert
 
 IMAGES = ["chelsea", "astronaut", "coffee"]
 LAYERS = author_loop.LAYERS

@@ -13,7 +13,7 @@ from omegaconf import open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 from representation_probe.cli import schemas  # noqa: F401 - registers the structured configs
-from representation_probe.presets import CONF
+from representation_probe.config.presets import CONF
 
 
 def compose_invert(overrides: list[str], out_dir: str):

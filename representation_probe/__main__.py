@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from representation_probe.presets import CONF
+from representation_probe.config.presets import CONF
 
 COMMANDS = sorted(path.stem for path in CONF.glob("*.yaml"))
 USAGE = (f"usage: python -m representation_probe <command> [hydra overrides]  (or: representation-probe ...)\n"
@@ -38,9 +38,8 @@ def main() -> None:
     elif not command.startswith("--config-name"):  # that one is a re-launched DDP rank
         fail(f"unknown command '{command}'\n{USAGE}")
 
-    from representation_probe.interrupts import Interrupted, signals_end_the_run
-
-    from representation_probe import run_lock
+    from representation_probe.runs import lock as run_lock
+    from representation_probe.runs.interrupts import Interrupted, signals_end_the_run
 
     try:
         with signals_end_the_run():  # from the start: a signal while it loads ends it the same way
@@ -55,7 +54,7 @@ def run(command: str) -> None:
     lock_the_run_directory(command)
     import hydra  # imported only now: --help stays instant
 
-    from representation_probe.commands import main as task
+    from representation_probe.cli.task import main as task
 
     # Hydra prints its own errors (search paths, stack traces) unless told to raise them to us.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
@@ -63,7 +62,8 @@ def run(command: str) -> None:
     try:
         hydra.main(config_path=str(CONF), config_name=None, version_base="1.3")(task)()
     except Exception as err:
-        from representation_probe.commands import failed_jobs, user_error
+        from representation_probe.cli.task import failed_jobs
+        from representation_probe.cli.user_errors import user_error
 
         if getattr(err, "sweep_dir", None):  # a multirun job failed; Hydra re-raised the first failure
             jobs, ran = failed_jobs(Path(err.sweep_dir), since=started)
@@ -77,13 +77,13 @@ def run(command: str) -> None:
 
 def lock_the_run_directory(command: str) -> None:
     """A run directory given on the command line is locked before Hydra writes its .hydra/ files into it
-    (run_lock.py); the command's wrapper locks the others, and a multirun's jobs."""
+    (runs/lock.py); the command's wrapper locks the others, and a multirun's jobs."""
     if "-m" in sys.argv or "--multirun" in sys.argv:
         return
     given = [arg.split("=", 1)[1] for arg in sys.argv[2:] if arg.startswith("hydra.run.dir=")]
     if given and "${" not in given[-1]:  # an interpolation (${now:...}) is Hydra's to resolve: the wrapper locks
-        from representation_probe import run_lock
         from representation_probe.errors import ConfigError
+        from representation_probe.runs import lock as run_lock
 
         try:
             run_lock.acquire(Path(given[-1].strip("'\"")), command)

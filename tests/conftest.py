@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from representation_probe import commands
+from representation_probe.cli import task
 from representation_probe.cli.shell import arguments
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
@@ -180,7 +180,7 @@ def run_main(hydra_job, capsys):
         cfg, run_dir = hydra_job(command, overrides, run_dir)
         capsys.readouterr()
         try:
-            commands.main(cfg)
+            task.main(cfg)
             code = 0
         except SystemExit as exit:
             code = exit.code

@@ -17,6 +17,7 @@ from torch import nn
 
 import representation_probe as rp
 from representation_probe.api.results import IDS
+from representation_probe.models import prefix_tokens
 
 SIZE = 32
 
@@ -99,7 +100,7 @@ def test_a_hugging_face_block_is_what_output_hidden_states_returns():
     vit = hf_vit().eval()
     model = rp.load(vit)
     assert model.image_size == SIZE and list(model.probe_points) == ["layers.0", "layers.1", "layers.2"]
-    assert model.prefix_tokens == 1  # the class token before 16 patches
+    assert prefix_tokens(model) == 1  # the class token before 16 patches
     images = torch.rand(2, 3, SIZE, SIZE)
     features = rp.extract(model, images, ["layers.1"])
     with torch.no_grad():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from representation_probe.commands import main
+from representation_probe.cli.task import main
 from representation_probe.data import SAMPLES
 
 from .conftest import ENTRY_CONFIGS, cli, error_lines

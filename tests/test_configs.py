@@ -8,16 +8,15 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from representation_probe import commands, presets
-from representation_probe.cli.shell import arguments
+from representation_probe import commands
+from representation_probe.cli.shell import arguments, build_callbacks
+from representation_probe.config import presets
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import LayerEmbedder
-from representation_probe.rundir import RunDir
+from representation_probe.runs.rundir import RunDir
 from representation_probe.training import ClassifierModule
-from representation_probe.training.checkpoints import build_callbacks
 
 from .conftest import CONF, ENTRY_CONFIGS, build_model, compose_config
-
 
 # registry backbones; the trade-off architectures (model=tradeoff_*) are built and tested in test_tradeoff.py
 MODELS = [name for name in presets.names("model") if "family" in (found := presets.preset("model", name))

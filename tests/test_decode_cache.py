@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 from representation_probe.data import DigitsDataModule, FolderDataModule, NoiseDataModule, PatchDataModule
 from representation_probe.data.base import Seeded
 from representation_probe.models import cache_features
-from representation_probe.rundir import read_run
+from representation_probe.runs.rundir import read_run
 
 from .conftest import error_lines
 from .test_training import write_folder

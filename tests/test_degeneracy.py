@@ -1,4 +1,4 @@
-"""No silently degenerate run (degeneracy.py): the checks, and a collapsed trade-off flagged everywhere."""
+"""No silently degenerate run (metrics/doubts.py): the checks, and a collapsed trade-off flagged everywhere."""
 
 from __future__ import annotations
 
@@ -8,28 +8,28 @@ import math
 import pytest
 import torch
 
-from representation_probe import degeneracy
+from representation_probe.metrics import doubts
 
 
 def test_dead_units_are_the_latent_columns_that_never_vary():
     z = torch.randn(50, 6)
     z[:, [1, 4]] = torch.tensor([0.0, 3.0])  # a ReLU stuck at 0, and a constant
-    assert degeneracy.dead_units(z) == [1, 4]
-    assert degeneracy.dead_units(torch.randn(50, 2, 3, 3)) == []  # a CNN's z, flattened per sample
+    assert doubts.dead_units(z) == [1, 4]
+    assert doubts.dead_units(torch.randn(50, 2, 3, 3)) == []  # a CNN's z, flattened per sample
 
 
 def test_a_loss_that_never_left_its_start_is_flagged_and_one_that_fell_is_not():
-    assert degeneracy.loss_never_fell([2.30, 2.31, 2.29, 2.30])  # 2.29 > 0.98 * 2.30
-    assert degeneracy.loss_never_fell([2.3, 1.9, 1.2]) == []
-    assert degeneracy.loss_never_fell([math.nan, math.nan])[0].endswith("NaN or infinite throughout")
-    assert degeneracy.loss_never_fell([2.3, 2.3]) == []  # too few records to say
+    assert doubts.loss_never_fell([2.30, 2.31, 2.29, 2.30])  # 2.29 > 0.98 * 2.30
+    assert doubts.loss_never_fell([2.3, 1.9, 1.2]) == []
+    assert doubts.loss_never_fell([math.nan, math.nan])[0].endswith("NaN or infinite throughout")
+    assert doubts.loss_never_fell([2.3, 2.3]) == []  # too few records to say
 
 
 def test_chance_allows_three_standard_errors_of_the_test_size():
-    assert degeneracy.at_chance(0.12, classes=10, count=360)  # 0.1 + 3 * 0.0158 = 0.147
-    assert degeneracy.at_chance(0.16, classes=10, count=360) == []
-    assert degeneracy.at_chance(0.55, classes=2, count=10)  # 0.5 + 3 * 0.158: ten guesses say little
-    assert degeneracy.no_better_than_mean(0.295, 0.296) and degeneracy.no_better_than_mean(0.25, 0.296) == []
+    assert doubts.at_chance(0.12, classes=10, count=360)  # 0.1 + 3 * 0.0158 = 0.147
+    assert doubts.at_chance(0.16, classes=10, count=360) == []
+    assert doubts.at_chance(0.55, classes=2, count=10)  # 0.5 + 3 * 0.158: ten guesses say little
+    assert doubts.no_better_than_mean(0.295, 0.296) and doubts.no_better_than_mean(0.25, 0.296) == []
 
 
 @pytest.mark.slow

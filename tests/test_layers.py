@@ -6,7 +6,8 @@ import torchvision
 from torch import nn
 
 from representation_probe import ConfigError
-from representation_probe.models import FeatureExtractor, LayerEmbedder, layer_shapes, pool, resolve_layers
+from representation_probe.models import (FeatureExtractor, LayerEmbedder, layer_shapes, pool, prefix_tokens,
+                                         resolve_layers)
 from representation_probe.models.families.resnet import ALIASES as RESNET_ALIASES
 
 from .conftest import build_model
@@ -236,4 +237,4 @@ def test_pooling_of_maps_tokens_and_vectors():
         pool(tokens, "cls", prefix_tokens=0)
     with pytest.raises(ConfigError, match="spatial map"):
         pool(maps, "cls")
-    assert build_model("vit_tiny", 32).prefix_tokens == 1 and build_model("resnet18", 32).prefix_tokens == 0
+    assert prefix_tokens(build_model("vit_tiny", 32)) == 1 and prefix_tokens(build_model("resnet18", 32)) == 0

@@ -11,13 +11,12 @@ from PIL import Image
 
 from representation_probe import ConfigError
 from representation_probe.cli.shell import arguments
-from representation_probe.models.load import load
+from representation_probe.cli.sweep_figure import SweepFigure, read_jobs
 from representation_probe.data import load_target
-from representation_probe.inversion import Sample
-from representation_probe.inversion import exact
+from representation_probe.inversion import Sample, exact
 from representation_probe.inversion.invertibility import study
 from representation_probe.models import create_model
-from representation_probe.reporting.sweep_figure import SweepFigure, read_jobs
+from representation_probe.models.load import load
 
 from .conftest import build_model, cli, compose_config, error_lines, run_inversion
 

@@ -9,8 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from representation_probe import ConfigError, rundir
+from representation_probe import ConfigError
 from representation_probe.data import load_target
+from representation_probe.runs import rundir
 
 SIZE = 32
 BASE = ["model=resnet18", f"model.image_size={SIZE}", "inversion.steps=5", "inversion.record_every=10", "logger=csv"]

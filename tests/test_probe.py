@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 from representation_probe.data import FolderDataModule, NoiseDataModule, PatchDataModule
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.reporting import write_report
-from representation_probe.rundir import read_run
+from representation_probe.runs.rundir import read_run
 
 from .conftest import error_lines
 from .test_training import write_folder

@@ -8,7 +8,7 @@ import subprocess
 
 import torch
 
-from representation_probe.provenance import REPOSITORY
+from representation_probe.runs.provenance import REPOSITORY
 
 
 def test_a_run_records_the_command_that_makes_it_again_the_commit_and_the_versions(tmp_path, run_cli):

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from representation_probe.durable import TEMP_SUFFIX, remove_temp_files
-from representation_probe.rundir import RunDir
+from representation_probe.runs.durable import TEMP_SUFFIX, remove_temp_files
+from representation_probe.runs.rundir import RunDir
 from representation_probe.training.checkpoints import DurableCheckpointIO
 
 from .conftest import cli, cli_command, cli_env

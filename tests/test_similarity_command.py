@@ -10,9 +10,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from representation_probe.data import PatchDataModule
+from representation_probe.metrics.cka import cka_matrix, linear_cka
+from representation_probe.metrics.neighbours import information_imbalance
 from representation_probe.models import FeatureExtractor, create_model, pool
 from representation_probe.reporting import write_report
-from representation_probe.similarity import cka_matrix, information_imbalance, linear_cka
 from representation_probe.similarity.results import Similarity
 
 from . import wandb_records

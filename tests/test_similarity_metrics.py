@@ -9,8 +9,9 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from representation_probe import ConfigError
-from representation_probe.similarity import (MinibatchCKA, center_gram, cka_matrix, hsic, information_imbalance,
-                                             information_imbalance_matrix, linear_cka, mutual_knn, mutual_knn_matrix)
+from representation_probe.metrics.cka import MinibatchCKA, center_gram, cka_matrix, hsic, linear_cka
+from representation_probe.metrics.neighbours import (information_imbalance, information_imbalance_matrix, mutual_knn,
+                                                     mutual_knn_matrix)
 
 
 def features(n: int, d: int, seed: int = 0, latent: int = 8) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from hydra_plugins.representation_probe_slurm.launcher import wait
-from representation_probe.rundir import find_runs
+from representation_probe.runs.rundir import find_runs
 
 from . import wandb_records
 from .conftest import cli

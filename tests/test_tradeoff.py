@@ -15,7 +15,7 @@ from torch.utils.data import SequentialSampler
 from representation_probe import ConfigError
 from representation_probe.cli.shell import arguments
 from representation_probe.data import DigitsDataModule, TorchvisionDataModule
-from representation_probe.rundir import read_run
+from representation_probe.runs.rundir import read_run
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
 
 from .conftest import CONF, cli, compose_config, error_lines

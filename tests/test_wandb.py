@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from representation_probe.sample_keys import sample_key, varying_ids
+from representation_probe.tracking.keys import sample_key, varying_ids
 
 from . import wandb_records
 from .conftest import cli

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from representation_probe.rundir import read_run
+from representation_probe.runs.rundir import read_run
 
 SCALE, LABEL, GAP = 2, 230, 3  # enlargement, width of the row labels, pixels between cells
 

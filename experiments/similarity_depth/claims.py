@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from representation_probe.rundir import RunDir
+from representation_probe.runs.rundir import RunDir
 from representation_probe.similarity.results import Similarity, distance
 
 

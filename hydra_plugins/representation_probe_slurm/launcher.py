@@ -75,7 +75,7 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def _lost(self, job, number: int, overrides: Sequence[str], state: str) -> JobReturn:
         """A job that ended without a result (cancelled, out of memory, node failure): failure.json in its
         directory, as a failing job writes it, and Hydra's record of a failed job."""
-        from representation_probe.rundir import RunDir  # torch: not at Hydra's plugin scan
+        from representation_probe.runs.rundir import RunDir  # torch: not at Hydra's plugin scan
 
         line = f"SLURM job {job.job_id} ended without a result ({state}); its log: {job.paths.stderr}"
         config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))

@@ -18,12 +18,12 @@ from representation_probe.api.results import Result, open as open_run
 from representation_probe.api.runtime import returns_memory
 from representation_probe.api.similarity import similarity
 from representation_probe.atlas.rows import cells, layer_rows
+from representation_probe.config.checks import seed_list
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load, model_config
 from representation_probe.reporting import atlas as figures, write_report
 from representation_probe.reporting.labels import weights_label
-from representation_probe.rundir import RunDir, find_runs, write_atomic, write_csv
-from representation_probe.validation import seed_list
+from representation_probe.runs.rundir import RunDir, find_runs, write_atomic, write_csv
 
 log = logging.getLogger(__name__)
 STUDIES = ("invert", "decode", "probe", "similarity")

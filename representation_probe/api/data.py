@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from representation_probe import presets
+from representation_probe.config import presets
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.data.tensors import TensorDataModule
 from representation_probe.errors import ConfigError

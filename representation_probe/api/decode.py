@@ -12,24 +12,24 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
 from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, returns_memory
 from representation_probe.api.seeds import repeat
+from representation_probe.config.checks import seed_list
+from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.decoders import MODES, DecoderModule, cache as embedding_cache, evaluate
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
+from representation_probe.metrics import doubts
 from representation_probe.models import FeatureExtractor
 from representation_probe.models.layers import select_layers
-from representation_probe.optimizers import optimizer_factory
 from representation_probe.reporting import decoders as figures
-from representation_probe.rundir import RunDir, write_atomic, write_csv, write_png
+from representation_probe.runs.rundir import RunDir, write_atomic, write_csv, write_png
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.training.keep_best import KeepBest
-from representation_probe.validation import seed_list
 
 INVERSION_KEYS = ("psnr", "ssim", "m_i", "m_g_over_m_s", "seconds")  # beside the decoder's, as inversion_<key>
 
@@ -232,7 +232,7 @@ def _held_out_rows(module: DecoderModule, held: DataLoader, train: DataLoader, b
     return [common | dict(layer=layer, relative_depth=backbone.depth_of(layer), image=HELD_OUT,
                           images=len(held.dataset), **scores[layer], baseline_psnr=baseline,
                           **{f"chained_{key}": value for key, value in chained.get(layer, {}).items()},
-                          warnings=degeneracy.psnr_no_better(scores[layer]["psnr"], baseline))
+                          warnings=doubts.psnr_no_better(scores[layer]["psnr"], baseline))
             for layer in module.layers]
 
 

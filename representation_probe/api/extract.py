@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader, Dataset
 from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import as_model, returns_memory
-from representation_probe.models import FeatureExtractor, pool as pooled
+from representation_probe.models import FeatureExtractor, pool as pooled, prefix_tokens
 from representation_probe.models.layers import select_layers
-from representation_probe.rundir import RunDir, write_atomic
+from representation_probe.runs.rundir import RunDir, write_atomic
 
 
 @dataclass
@@ -61,7 +61,7 @@ def extract(model, images, layers=None, *, pool: str | None = None, batch_size: 
         with torch.no_grad():
             for batch in batches:
                 for layer, out in extractor(batch).items():
-                    outputs[layer].append(pooled(out, pool, backbone.prefix_tokens) if pool else out)
+                    outputs[layer].append(pooled(out, pool, prefix_tokens(backbone)) if pool else out)
         features = {layer: torch.cat(parts) for layer, parts in outputs.items()}
     count = len(next(iter(features.values())))
     names = names or [str(i) for i in range(count)]

@@ -12,14 +12,14 @@ from representation_probe import metrics
 from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
+from representation_probe.config.checks import distinct, seed_list
 from representation_probe.errors import ConfigError
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
-from representation_probe.resources import check_fits, device_of
-from representation_probe.rundir import Run, RunDir, read_png, write_png
-from representation_probe.sample_keys import sample_key, varying_ids
-from representation_probe.validation import distinct, seed_list
+from representation_probe.runs.resources import check_fits, device_of
+from representation_probe.runs.rundir import Run, RunDir, read_png, write_png
+from representation_probe.tracking.keys import sample_key, varying_ids
 
 PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
 

@@ -11,19 +11,19 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
-from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.api.seeds import repeat
+from representation_probe.config.checks import positive_int
+from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.errors import ConfigError
+from representation_probe.metrics import doubts
 from representation_probe.models import cache_features
 from representation_probe.models.layers import select_layers
-from representation_probe.optimizers import optimizer_factory
 from representation_probe.probes import LinearProbes, PooledFeatures
-from representation_probe.rundir import RunDir
+from representation_probe.runs.rundir import RunDir
 from representation_probe.training.epoch_metrics import EpochMetrics
-from representation_probe.validation import positive_int
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, op
                  val_acc=module.best[i][0], best_epoch=module.best[i][1], features=dims[i], pool=pool,
                  classes=datamodule.num_classes, seed=seed, epochs=fit.current_epoch, cached=bool(cache),
                  seconds=round(seconds, 3),
-                 warnings=degeneracy.at_chance(module.results["test"][i], datamodule.num_classes,
+                 warnings=doubts.at_chance(module.results["test"][i], datamodule.num_classes,
                                                len(loaders["test"].dataset), "test accuracy"))
             for i, layer in enumerate(layers)]
     arguments = dict(model=backbone.name, weights=backbone.weights, data=data_name(data), layers=layers, pool=pool,

@@ -11,7 +11,7 @@ from typing import ClassVar
 from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import Run, RunDir, read_run, write_atomic, write_csv
+from representation_probe.runs.rundir import Run, RunDir, read_run, write_atomic, write_csv
 
 IDS = ("study", "model", "weights", "layer", "relative_depth", "image", "seed")  # every frame's id columns
 RESULTS: dict[str, type[Result]] = {}  # command -> its result class, for `open`

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 
 import lightning as L
 
-from representation_probe import interrupts
 from representation_probe.models import Backbone
 from representation_probe.models.load import load
+from representation_probe.runs import interrupts
 
 Progress = bool | Callable[..., None]  # True: Lightning's progress bar; a function: called after each batch
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
@@ -41,7 +41,7 @@ def make_trainer(trainer: Mapping | Callable | None, *, progress: Progress = Fal
 
 
 class StepRecorder(L.Callback):
-    """Keeps the step and epoch the trainer reached, for the record of a run a signal stops (interrupts.py)."""
+    """Keeps the step and epoch the trainer reached, for the record of a run a signal stops (runs/interrupts.py)."""
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         interrupts.progress.update(step=trainer.global_step, epoch=trainer.current_epoch)

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.rundir import read_run
-from representation_probe.validation import seed_list
+from representation_probe.config.checks import seed_list
+from representation_probe.runs.rundir import read_run
 
 log = logging.getLogger(__name__)
 

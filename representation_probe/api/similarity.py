@@ -15,15 +15,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from representation_probe.api.data import as_datamodule, dataset_label
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import as_model, returns_memory
+from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
+from representation_probe.metrics.neighbours import check_neighbours
 from representation_probe.models import FeatureExtractor
 from representation_probe.reporting import similarity as figures
 from representation_probe.reporting.labels import weights_label
-from representation_probe.rundir import Run, RunDir, write_atomic, write_csv
-from representation_probe.similarity.neighbours import check_neighbours
+from representation_probe.runs.rundir import Run, RunDir, write_atomic, write_csv
 from representation_probe.similarity.pipeline import bytes_needed, dimensions, gram_bytes, measure
 from representation_probe.similarity.results import METRICS, Similarity
-from representation_probe.validation import positive_int
 
 GIB = 2**30
 

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from representation_probe import degeneracy
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, returns_memory
+from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.errors import ConfigError
-from representation_probe.optimizers import optimizer_factory
-from representation_probe.rundir import Run, RunDir, read_png, write_png
+from representation_probe.metrics import doubts
+from representation_probe.runs.rundir import Run, RunDir, read_png, write_png
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
 from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.training.keep_best import KeepBest
@@ -101,7 +101,7 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
 
 
 def _degeneracy(module: TradeoffModule, datamodule, test_set, test: dict, history: list[dict]):
-    """Warnings about a collapsed run (degeneracy.py), and the dead units of z by index."""
+    """Warnings about a collapsed run (metrics/doubts.py), and the dead units of z by index."""
     images = torch.stack([test_set[i][0] for i in range(len(test_set))])
     train = datamodule.train_set
     mean = torch.stack([train[i][0] for i in range(min(len(train), 5000))]).mean(dim=0)
@@ -109,12 +109,12 @@ def _degeneracy(module: TradeoffModule, datamodule, test_set, test: dict, histor
     module.eval()
     with torch.no_grad():
         z = torch.cat([module.net.encoder((chunk * 2 - 1).to(module.device)).cpu() for chunk in images.split(512)])
-    dead = degeneracy.dead_units(z)
+    dead = doubts.dead_units(z)
     warnings = [f"{len(dead)} of {z[0].numel()} units of z are dead or constant over the test set: {dead}"] if dead \
         else []
-    warnings += degeneracy.loss_never_fell([r["train/loss"] for r in history if r.get("train/loss") is not None])
-    warnings += degeneracy.at_chance(test["test/acc"], datamodule.num_classes, len(test_set), "test accuracy")
-    warnings += degeneracy.no_better_than_mean(test["test/mse"], mean_mse, "the test reconstruction")
+    warnings += doubts.loss_never_fell([r["train/loss"] for r in history if r.get("train/loss") is not None])
+    warnings += doubts.at_chance(test["test/acc"], datamodule.num_classes, len(test_set), "test accuracy")
+    warnings += doubts.no_better_than_mean(test["test/mse"], mean_mse, "the test reconstruction")
     return warnings, dead
 
 

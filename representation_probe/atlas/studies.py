@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import Run, find_runs, read_run
+from representation_probe.runs.rundir import Run, find_runs, read_run
 
 log = logging.getLogger(__name__)
 

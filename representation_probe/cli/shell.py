@@ -1,11 +1,15 @@
-"""From a command's composed config to the library's arguments: plain values and the trainer."""
+"""From a command's composed config to the library's arguments: plain values, the trainer, the callbacks, and the
+run directory of the running job."""
 
 from __future__ import annotations
 
 from functools import partial
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from representation_probe.runs.rundir import RunDir
 
 
 def plain(value):
@@ -26,3 +30,19 @@ def for_seed(cfg: DictConfig):
 def trainer_factory(trainer: DictConfig) -> partial:
     """The trainer group as a Trainer factory: its plugins built, the study adds its own arguments."""
     return instantiate(trainer, _partial_=True)
+
+
+def config_choice(group: str) -> str | None:
+    """The option chosen for a config group in the running job (`dataset=digits` -> 'digits')."""
+    return HydraConfig.get().runtime.choices.get(group)
+
+
+def build_callbacks(conf: DictConfig, run_dir: RunDir) -> list:
+    """The `callbacks` group's entries; a `dirpath: null` (the checkpoints) becomes <run dir>/checkpoints."""
+    return [instantiate(entry, **({"dirpath": str(run_dir.checkpoints)} if entry.get("dirpath", 0) is None else {}))
+            for entry in conf.values()]
+
+
+def run_directory() -> RunDir:
+    """The run directory of the running Hydra job."""
+    return RunDir(HydraConfig.get().runtime.output_dir)

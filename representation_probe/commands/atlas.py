@@ -10,20 +10,20 @@ from omegaconf import DictConfig, OmegaConf
 from representation_probe.api.atlas import STUDIES, atlas
 from representation_probe.api.data import dataset
 from representation_probe.atlas.studies import Studies, Study
-from representation_probe.cli.shell import arguments, plain
-from representation_probe.commands import config_choice
+from representation_probe.cli.shell import arguments, config_choice, plain, run_directory
+from representation_probe.config.checks import as_list, positive_int, seed_list
 from representation_probe.errors import ConfigError
 from representation_probe.reporting.labels import weights_label
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import as_list, positive_int, seed_list
+from representation_probe.runs.rundir import RunDir
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
 
 log = logging.getLogger(__name__)
 TRAIN = "train:"
 
 
 def run(cfg: DictConfig) -> None:
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     model_name, size = config_choice("model"), positive_int("dataset.image_size", cfg.dataset.image_size)
     studies = plain(cfg.studies) or {}
     unknown = sorted(set(studies) - set(STUDIES))

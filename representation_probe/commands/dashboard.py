@@ -7,9 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from representation_probe.dashboard import offline_runs, publish, run_record, workspace
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import write_atomic
+from representation_probe.runs.rundir import write_atomic
+from representation_probe.tracking.dashboard import offline_runs, publish, run_record, workspace
 
 
 def run(cfg: DictConfig) -> None:

@@ -12,14 +12,15 @@ from omegaconf import DictConfig
 
 from representation_probe.api.decode import decode
 from representation_probe.api.seeds import repeat, spread_text
-from representation_probe.cli.shell import arguments, for_seed, plain, trainer_factory
+from representation_probe.cli.shell import arguments, build_callbacks, for_seed, plain, run_directory, trainer_factory
+from representation_probe.config.checks import as_list, seed_list
 from representation_probe.decoders.evaluate import HELD_OUT
-from representation_probe.degeneracy import log_warnings
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
-from representation_probe.training.checkpoints import build_callbacks, remove_untracked, resume_path
-from representation_probe.validation import as_list, seed_list
+from representation_probe.metrics.doubts import log_warnings
+from representation_probe.runs.rundir import RunDir
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
+from representation_probe.training.checkpoints import remove_untracked, resume_path
 
 log = logging.getLogger(__name__)
 STUDY = ("mode", "held_out", "colour_images", "inversion", "cache", "cache_dtype", "cache_limit_gb", "width",
@@ -28,7 +29,7 @@ STUDY = ("mode", "held_out", "colour_images", "inversion", "cache", "cache_dtype
 
 def run(cfg: DictConfig) -> float:
     """Train the decoders, evaluate them (per seed when several); returns the mean held-out PSNR."""
-    run_dir, seeds = RunDir.current(), seed_list(plain(cfg.seed))
+    run_dir, seeds = run_directory(), seed_list(plain(cfg.seed))
     if len(seeds) > 1 and cfg.ckpt_path is not None:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} names one checkpoint, and each of seeds {seeds} trains its "
                           "own decoders: leave ckpt_path null (each resumes from its own <run dir>/seed<s>)")

@@ -7,19 +7,19 @@ import logging
 from omegaconf import DictConfig
 
 from representation_probe.api.invert import chosen_layers, invert
-from representation_probe.cli.shell import arguments, plain, trainer_factory
+from representation_probe.cli.shell import arguments, plain, run_directory, trainer_factory
+from representation_probe.config.checks import as_list, distinct
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import as_list, distinct
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float:
     """Invert every (layer, image, seed) as one batch; returns the mean final m_g."""
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     backbone = load(arguments(cfg.model))
     layers = chosen_layers(backbone, plain(cfg.layer))
     if cfg.layer is None or cfg.layer == "probe_points":  # config.yaml records the layers actually inverted

@@ -9,22 +9,23 @@ import time
 import torch
 from omegaconf import DictConfig
 
-from representation_probe.cli.shell import arguments
+from representation_probe.cli.shell import arguments, run_directory
+from representation_probe.config.checks import as_list, positive_int
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
 from representation_probe.inversion.invertibility import Study, study
 from representation_probe.models.load import load
 from representation_probe.reporting import invertibility as figures
-from representation_probe.rundir import RunDir, write_atomic, write_csv, write_png
-from representation_probe.tracking import build_loggers, log_rows
-from representation_probe.validation import as_list, positive_int
+from representation_probe.runs.rundir import RunDir, write_atomic, write_csv, write_png
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_rows
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float:
     """Returns the composed map's condition number (a sweep can minimise it)."""
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     positive_int("model.image_size", cfg.model.image_size)
     positive_int("random_inputs.count", cfg.random_inputs.count)
     backbone = load(arguments(cfg.model))

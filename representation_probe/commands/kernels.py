@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from representation_probe.cli.shell import arguments
+from representation_probe.cli.shell import arguments, run_directory
+from representation_probe.config.checks import as_list
 from representation_probe.models.load import load
 from representation_probe.reporting import kernel_panels
 from representation_probe.reporting.labels import weights_label
-from representation_probe.rundir import RunDir, write_atomic
-from representation_probe.validation import as_list
+from representation_probe.runs.rundir import write_atomic
 
 
 def run(cfg: DictConfig) -> None:
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     weights = [str(w) for w in as_list(cfg.weights)]
     panels = {weights_label(w): load(arguments(cfg.model) | dict(weights=w)).net for w in weights}
     figure = run_dir.figure("kernels")

@@ -10,19 +10,18 @@ from omegaconf import DictConfig
 from representation_probe.api.data import dataset
 from representation_probe.api.probe import probe
 from representation_probe.api.seeds import repeat, spread_text
-from representation_probe.cli.shell import arguments, for_seed, plain, trainer_factory
-from representation_probe.commands import config_choice
-from representation_probe.degeneracy import log_warnings
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import seed_list
+from representation_probe.cli.shell import arguments, config_choice, for_seed, plain, run_directory, trainer_factory
+from representation_probe.config.checks import seed_list
+from representation_probe.metrics.doubts import log_warnings
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> float:
     """Returns the mean over layers (and seeds) of the best validation accuracy."""
-    run_dir, seeds = RunDir.current(), seed_list(plain(cfg.seed))
+    run_dir, seeds = run_directory(), seed_list(plain(cfg.seed))
     loggers = build_loggers(cfg, "probe", tags=[cfg.model.name, f"weights:{cfg.model.weights}", "probe"])
     data = dataset(config_choice("dataset"), **plain(cfg.dataset))
     result = repeat(seeds, lambda seed, where, logged: probe(

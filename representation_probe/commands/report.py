@@ -6,9 +6,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from representation_probe.config.checks import as_list
 from representation_probe.errors import ConfigError
 from representation_probe.reporting import write_report
-from representation_probe.validation import as_list
 
 
 def run(cfg: DictConfig) -> None:

@@ -13,21 +13,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.api.data import dataset
 from representation_probe.api.similarity import Comparison, similarity
-from representation_probe.cli.shell import plain
-from representation_probe.commands import config_choice
+from representation_probe.cli.shell import config_choice, plain, run_directory
+from representation_probe.config.checks import as_list
+from representation_probe.config.presets import CONF, names as presets
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load
-from representation_probe.presets import CONF, names as presets
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
-from representation_probe.validation import as_list
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> None:
     """Every check first (one line each), then the features and the matrices, then the record."""
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     names, weights = _models_and_weights(cfg)
     backbones = [load(_model_config(cfg, name, w), name=name) for name, w in zip(names, weights)]
     # the held-out split, the same images for every model: dataset.count of them where the dataset

@@ -9,18 +9,18 @@ from omegaconf import DictConfig
 
 from representation_probe.api.data import dataset
 from representation_probe.api.tradeoff import check_weight, tradeoff
-from representation_probe.cli.shell import arguments, plain, trainer_factory
-from representation_probe.commands import config_choice
-from representation_probe.degeneracy import log_warnings
-from representation_probe.rundir import RunDir
-from representation_probe.tracking import build_loggers, log_result
+from representation_probe.cli.shell import (arguments, build_callbacks, config_choice, plain, run_directory,
+                                            trainer_factory)
+from representation_probe.metrics.doubts import log_warnings
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_result
 from representation_probe.tradeoff import build_net
-from representation_probe.training.checkpoints import build_callbacks, resume_path
+from representation_probe.training.checkpoints import resume_path
 
 
 def run(cfg: DictConfig) -> float:
     """Returns the selected step's validation objective w * MSE + (1 - w) * CE."""
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     weight = check_weight(cfg.tradeoff.weight)
     resume = resume_path(cfg.ckpt_path, run_dir)
     loggers = build_loggers(cfg, "tradeoff", tags=[cfg.net.name, f"weight:{weight}", f"latent:{cfg.tradeoff.latent}",

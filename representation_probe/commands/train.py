@@ -10,24 +10,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from representation_probe import degeneracy
 from representation_probe.api.runtime import StepRecorder
-from representation_probe.cli.shell import arguments
+from representation_probe.cli.shell import arguments, build_callbacks, run_directory
+from representation_probe.config.checks import integer, positive_int
 from representation_probe.errors import ConfigError
+from representation_probe.metrics import doubts
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
 from representation_probe.reporting import kernel_panels
-from representation_probe.resources import check_fits, device_of
-from representation_probe.rundir import RunDir, write_atomic
-from representation_probe.tracking import build_loggers, log_rows
-from representation_probe.training.checkpoints import Resume, build_callbacks, remove_untracked, resume_path
+from representation_probe.runs.resources import check_fits, device_of
+from representation_probe.runs.rundir import RunDir, write_atomic
+from representation_probe.tracking.loggers import build_loggers
+from representation_probe.tracking.results import log_rows
+from representation_probe.training.checkpoints import Resume, remove_untracked, resume_path
 from representation_probe.training.epoch_metrics import EpochMetrics
-from representation_probe.validation import integer, positive_int
 
 
 def run(cfg: DictConfig) -> float:
     """Returns the best validation accuracy."""
-    run_dir = RunDir.current()
+    run_dir = run_directory()
     seed = integer("seed", cfg.seed, minimum=0, maximum=2**32 - 1)  # Lightning draws a random seed outside
     if cfg.trainer.get("max_epochs") is not None:  # Lightning's -1 (no end) too: a run that never ends is refused
         positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
@@ -82,10 +83,10 @@ def run(cfg: DictConfig) -> float:
             resumed_from=str(resume.path) if resume.path else None, unreadable_checkpoints=resume.unreadable,
             skipped_files=len(skipped), seconds=round(seconds, 3))
         losses = [row["train/loss"] for row in run_dir.read_metrics() if isinstance(row.get("train/loss"), float)]
-        summary["warnings"] = [*degeneracy.loss_never_fell(losses),
-                               *degeneracy.at_chance(val_acc, datamodule.num_classes, len(datamodule.val_set),
+        summary["warnings"] = [*doubts.loss_never_fell(losses),
+                               *doubts.at_chance(val_acc, datamodule.num_classes, len(datamodule.val_set),
                                                      "validation accuracy")]
-        degeneracy.log_warnings([summary])
+        doubts.log_warnings([summary])
         run_dir.write_summary(summary)
         log_rows(loggers, "train", [summary], metrics=("val_acc", "train_acc", "epochs"))
     return val_acc

@@ -12,11 +12,11 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
+from representation_probe.config.checks import choice, non_negative_int, positive_int
 from representation_probe.data import decoding
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.data.targets import SAMPLES, load_target
 from representation_probe.errors import ConfigError
-from representation_probe.validation import choice, non_negative_int, positive_int
 
 log = logging.getLogger(__name__)
 

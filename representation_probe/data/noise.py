@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from representation_probe.config.checks import non_negative_int, number, positive_int
 from representation_probe.data.base import TrainValDataModule
-from representation_probe.validation import non_negative_int, number, positive_int
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Subset, TensorDataset
 
+from representation_probe.config.checks import positive_int
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.errors import ConfigError
-from representation_probe.validation import positive_int
 
 
 class TensorDataModule(TrainValDataModule):

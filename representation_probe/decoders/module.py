@@ -11,7 +11,7 @@ from torch import nn
 
 from representation_probe.decoders.networks import Decoder, to_grid
 from representation_probe.errors import ConfigError
-from representation_probe.models import FeatureExtractor
+from representation_probe.models import FeatureExtractor, prefix_tokens
 
 MODES = ("direct", "chained", "cross")
 
@@ -54,7 +54,7 @@ class DecoderModule(L.LightningModule):
     @torch.no_grad()
     def grids(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's output of one backbone forward, as a (B, C, h, w) grid."""
-        prefix = self.features.backbone.prefix_tokens
+        prefix = prefix_tokens(self.features.backbone)
         return {layer: to_grid(out, prefix).float() for layer, out in self.features(images).items()}
 
     def inputs(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -18,12 +18,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from representation_probe import metrics
-from representation_probe.cuda_check import plain_cuda_check
+from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.inversion.options import Schedule, check, eps_scale, scheduled
 from representation_probe.inversion.smoothing import smooth
 from representation_probe.models import LayerEmbedder
-from representation_probe.optimizers import optimizer_factory
-from representation_probe.sample_keys import sample_key, varying_ids
+from representation_probe.runs.resources import plain_cuda_check
+from representation_probe.tracking.keys import sample_key, varying_ids
 
 plain_cuda_check()  # after importing Lightning, which made it cost ~45 us per Adam step here
 
@@ -230,7 +230,7 @@ class InversionModule(L.LightningModule):
 
     def _log(self, step: int, rows: list[dict], lr: float) -> None:
         """The same keys in every run, whatever it holds: the mean over its samples (a sample's own value when
-        it holds one). A sample's curve is a line of the run's per-kind chart at the end (tracking.log_result)."""
+        it holds one). A sample's curve is a line of the run's per-kind chart at the end (tracking/results.py)."""
         ratios = [row["m_g"] / m_s if m_s else math.nan for row, m_s in zip(rows, self.m_s.tolist())]
         logged = {f"invert/{key}": sum(row[key] for row in rows) / len(rows) for key in ("loss", "m_g", "m_i")}
         logged |= {"invert/m_g_over_m_s": sum(ratios) / len(ratios), "invert/lr": lr}

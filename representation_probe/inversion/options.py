@@ -6,8 +6,8 @@ from functools import partial
 
 import torch
 
+from representation_probe.config.checks import choice, number, positive_int, schedule
 from representation_probe.errors import ConfigError
-from representation_probe.validation import choice, number, positive_int, schedule
 
 Schedule = float | tuple[float, float] | None  # constant, or linear from start to end; None = off
 LOSSES = ("l1", "l2")  # sum |O_l(a_n) - O_l(a)| (the paper), or its squared L2 counterpart

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -11,11 +10,12 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
 from representation_probe.models.family import Family, get_family
+from representation_probe.models.hooks import trace_calls
 from representation_probe.models.normalization import Normalization, check_normalize
 from representation_probe.models.weights import head_classes, is_named, load_state, read_weights
-from representation_probe.validation import positive_int
 
 
 @dataclass(eq=False)
@@ -89,22 +89,6 @@ class Backbone:
             return self.points[-1] if self.points else None
         return self.family.default_layer(self.net)
 
-    @cached_property
-    def prefix_tokens(self) -> int:
-        """Class/register tokens before the patch tokens of a token-sequence layer; a family that does not
-        know reads it off the first probe point: N tokens of which the largest square number are patches."""
-        known = self.family.prefix_tokens(self.net)
-        if known is not None:
-            return known
-        from representation_probe.models.layers import layer_shapes
-
-        shapes = layer_shapes(self)
-        shape = next((shapes[p] for p in self.probe_points if p in shapes), ())
-        if len(shape) != 3:
-            return 0
-        extra = shape[1] - math.isqrt(shape[1]) ** 2
-        return extra if extra < shape[1] // 2 else 0
-
     @property
     def details(self) -> dict:
         return self.family.details(self.net)
@@ -124,8 +108,6 @@ class Backbone:
     @cached_property
     def hook_record(self) -> tuple[dict[str, tuple], dict[str, int]]:
         """(module -> output shape, module -> calls per forward) of one forward of a blank image."""
-        from representation_probe.models.hooks import trace_calls
-
         size = self.image_size
         try:
             with self.frozen():

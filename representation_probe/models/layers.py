@@ -4,6 +4,7 @@ trace, every named module), with their shapes; and layers chosen by index, relat
 from __future__ import annotations
 
 import difflib
+import math
 
 import torch
 from torch import nn
@@ -121,3 +122,17 @@ def layer_table(backbone: Backbone):
         rows.append(dict(layer=node, alias=alias, shape=shapes.get(node) or shapes[alias],
                          relative_depth=points.get(point), probe_point=point is not None))
     return pd.DataFrame(rows, columns=["layer", "alias", "shape", "relative_depth", "probe_point"])
+
+
+def prefix_tokens(backbone: Backbone) -> int:
+    """Class/register tokens before the patch tokens of a token-sequence layer; a family that does not
+    know reads it off the first probe point: N tokens of which the largest square number are patches."""
+    known = backbone.family.prefix_tokens(backbone.net)
+    if known is not None:
+        return known
+    if "_prefix" not in backbone.__dict__:
+        shapes = layer_shapes(backbone)
+        shape = next((shapes[p] for p in backbone.probe_points if p in shapes), ())
+        extra = shape[1] - math.isqrt(shape[1]) ** 2 if len(shape) == 3 else 0
+        backbone.__dict__["_prefix"] = extra if len(shape) == 3 and extra < shape[1] // 2 else 0
+    return backbone.__dict__["_prefix"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torchvision
 from torch import nn
 
-from representation_probe import presets
+from representation_probe.config import presets
 from representation_probe.errors import ConfigError
 from representation_probe.models.backbone import Backbone, create_model, freeze
 from representation_probe.models.families import resnet, vit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from representation_probe.models import Backbone, FeatureExtractor, pool
+from representation_probe.models import Backbone, FeatureExtractor, pool, prefix_tokens
 
 
 class PooledFeatures(nn.Module):
@@ -14,7 +14,7 @@ class PooledFeatures(nn.Module):
     def __init__(self, backbone: Backbone, layers: list[str], how: str = "mean"):
         super().__init__()
         self.extractor = FeatureExtractor(backbone, layers)
-        self.layers, self.how, self.prefix_tokens = list(layers), how, backbone.prefix_tokens
+        self.layers, self.how, self.prefix_tokens = list(layers), how, prefix_tokens(backbone)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -10,7 +10,7 @@ import numpy as np
 from representation_probe.atlas.rows import cells
 from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
-from representation_probe.rundir import Run, read_run
+from representation_probe.runs.rundir import Run, read_run
 
 PANELS = (  # (title, [(column, line style, legend suffix)])
     ("input information: PSNR (dB)", [("inversion_psnr", "o-", "inversion"), ("decoder_psnr", "s--", "decoder")]),

@@ -8,11 +8,11 @@ from collections import Counter
 
 import torch
 
+from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.reporting.labels import layer_order, weights_label
-from representation_probe.decoders.evaluate import HELD_OUT
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 
 
 def cross_heatmap(errors: torch.Tensor, layers: list[str], title: str) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from representation_probe.reporting import plots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.reporting.labels import labeler, layer_order, weights_label
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 
 
 def sections(runs: list[Run], page: Page) -> str:

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 
 
 def weights_label(weights) -> str:

@@ -8,7 +8,7 @@ from matplotlib.ticker import NullFormatter
 
 from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.labels import labeler, layer_order
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 
 
 def _series(inversions: list[Run]) -> dict[str, dict[str, tuple[list[dict], float]]]:

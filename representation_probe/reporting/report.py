@@ -9,10 +9,10 @@ import shutil
 import statistics
 from pathlib import Path
 
-from representation_probe import rundir
 from representation_probe.reporting import atlas, decoders, inversion, similarity, tradeoff
 from representation_probe.reporting.html import STYLE, Page, section, table
-from representation_probe.rundir import Run, find_runs
+from representation_probe.runs import rundir
+from representation_probe.runs.rundir import Run, find_runs
 
 
 def write_report(roots: list[Path], out: Path) -> Path:

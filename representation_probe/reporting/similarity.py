@@ -8,7 +8,7 @@ import numpy as np
 
 from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, section
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 from representation_probe.similarity.results import METRICS, Similarity
 
 TITLES = {"cka": "linear CKA", "mknn": "mutual k-NN", "ii": "Information Imbalance"}

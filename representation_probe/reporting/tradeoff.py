@@ -10,7 +10,7 @@ import numpy as np
 from representation_probe.reporting.figures import png, subplots
 from representation_probe.reporting.html import Page, section, table
 from representation_probe.reporting.labels import weights_label
-from representation_probe.rundir import Run
+from representation_probe.runs.rundir import Run
 
 
 def sections(runs: list[Run], page: Page) -> str:

@@ -1,9 +1,3 @@
-"""Similarity of representations within and across models: linear CKA (biased, debiased, minibatch),
-mutual k-NN alignment and Information Imbalance, as pure functions of feature matrices."""
-
-from representation_probe.similarity.cka import MinibatchCKA, center_gram, cka_matrix, hsic, linear_cka
-from representation_probe.similarity.neighbours import (information_imbalance, information_imbalance_matrix,
-                                                        mutual_knn, mutual_knn_matrix)
-
-__all__ = ["MinibatchCKA", "center_gram", "cka_matrix", "hsic", "information_imbalance", "information_imbalance_matrix",
-           "linear_cka", "mutual_knn", "mutual_knn_matrix"]
+"""The similarity study: every probe point of one or more models (and the pixels) on the same images, one forward
+per model per batch (pipeline.py), and the layer x layer matrices with what is read off them (results.py). The
+measures themselves (CKA, mutual k-NN, Information Imbalance) are metrics/."""

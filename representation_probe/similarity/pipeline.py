@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from representation_probe.models import FeatureExtractor, pool
-from representation_probe.similarity.cka import MinibatchCKA, cka_matrix
-from representation_probe.similarity.neighbours import information_imbalance_matrix, mutual_knn_matrix
+from representation_probe.metrics.cka import MinibatchCKA, cka_matrix
+from representation_probe.metrics.neighbours import information_imbalance_matrix, mutual_knn_matrix
+from representation_probe.models import FeatureExtractor, pool, prefix_tokens
 
 
 def measure(extractors: list[FeatureExtractor], batches: Iterable, count: int, metrics: list[str], *,
@@ -62,7 +62,7 @@ def vectors(extractors: list[FeatureExtractor], images: torch.Tensor, how: str, 
     with torch.no_grad():
         for extractor in extractors:
             outputs = extractor(images)
-            prefix = extractor.backbone.prefix_tokens
+            prefix = prefix_tokens(extractor.backbone)
             out += [pool(outputs[layer], how, prefix).float() for layer in extractor.nodes]
     return out
 

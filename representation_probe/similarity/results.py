@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from representation_probe.rundir import write_atomic
+from representation_probe.runs.rundir import write_atomic
 
 METRICS = {  # name -> what its matrix holds
     "cka": "linear CKA (similarity, 1 = same up to rotation and scale)",

@@ -17,8 +17,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
-from representation_probe.validation import positive_int
 
 MNIST_INPUTS = 784
 MAX_FC_WEIGHTS = 200_000_000  # 800 MB of float32

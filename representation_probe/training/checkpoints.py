@@ -1,5 +1,5 @@
-"""Checkpointing of a training run: durable checkpoint files, its callbacks from config, and where a
-re-run resumes from."""
+"""Checkpointing of a training run: durable checkpoint files, the stale ones removed, and where a re-run
+resumes from."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
 
-from representation_probe.durable import durable_file, remove_temp_files
 from representation_probe.errors import ConfigError
-from representation_probe.rundir import RunDir
+from representation_probe.runs.durable import durable_file, remove_temp_files
+from representation_probe.runs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +61,6 @@ TRACKED = ("best_k_models", "best_model_path", "kth_best_model_path", "last_mode
 def _paths(value) -> list[str]:
     return list(value) if isinstance(value, dict) else [value] if value else []
 
-
-def build_callbacks(conf: DictConfig, run_dir: RunDir) -> list:
-    """The `callbacks` group's entries; a `dirpath: null` (the checkpoints) becomes <run dir>/checkpoints."""
-    return [instantiate(entry, **({"dirpath": str(run_dir.checkpoints)} if entry.get("dirpath", 0) is None else {}))
-            for entry in conf.values()]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from representation_probe.rundir import RunDir
+from representation_probe.runs.rundir import RunDir
 
 
 class EpochMetrics(L.Callback):

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
 from representation_probe.models.family import Family, register
-from representation_probe.validation import positive_int
 
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 

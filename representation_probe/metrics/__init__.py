@@ -8,6 +8,9 @@ a' = a + N(0, shift_std): m_s = ||O_l(a') - O_l(a)|| and m_i_ref = ||a' - a||.
     rp.metrics.m_g(features_of_a_g, features_of_a)      # per sample; m_s: the same with a' for a_g
     rp.metrics.cka(x, y)                                # linear CKA of (n, d1) and (n, d2) features
     rp.metrics.mutual_knn(x, y, k=10); rp.metrics.information_imbalance(x, y, k=1)
+
+The representation similarities live in cka.py and neighbours.py; doubts.py holds the checks that say when a
+measured value should not be trusted (a run that never moved, a classifier at chance, ...).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from representation_probe.similarity.cka import linear_cka as cka
-from representation_probe.similarity.neighbours import information_imbalance, mutual_knn
+from representation_probe.metrics.cka import linear_cka as cka
+from representation_probe.metrics.neighbours import information_imbalance, mutual_knn
 
 __all__ = ["cka", "distance", "draws", "information_imbalance", "m_g", "m_i", "mutual_knn", "norm", "psnr", "ssim"]
 

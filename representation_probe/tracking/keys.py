@@ -1,4 +1,4 @@
-"""How a run's rows are told apart in its metric keys: by what varies inside the run only (tracking.py)."""
+"""How a run's rows are told apart in its metric keys: by what varies inside the run only (tracking/results.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The W&B workspace that compares a sweep (README, *W&B*): m_g/m_s, m_g and m_i against the step grouped by
 layer, final m_i against final m_g, each study's value against relative depth, training curves and the a_g.
 
-Built with wandb-workspaces from the keys tracking.py logs; saving it needs a W&B server, building it does not.
+Built with wandb-workspaces from the keys tracking/results.py logs; saving it needs a W&B server, building it does not.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from representation_probe.errors import ConfigError
-from representation_probe.similarity.cka import Array, as_matrix, as_pair
+from representation_probe.metrics.cka import Array, as_matrix, as_pair
 
 BLOCK_ELEMENTS = 2**23  # a block of distance rows: 64 MiB of float64
 QUANTILE = 0.95  # platonic-rep's outlier clamp

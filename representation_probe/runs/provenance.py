@@ -16,7 +16,7 @@ import torch
 
 LIBRARIES = ("torch", "torchvision", "lightning", "hydra-core", "omegaconf", "timm", "torchmetrics", "numpy",
              "scikit-image", "scikit-learn", "wandb", "transformers")
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def provenance(command: str, overrides: list[str]) -> dict:

@@ -16,8 +16,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from PIL import Image
 
-from representation_probe import rundir
 from representation_probe.reporting.figures import figure, png
+from representation_probe.runs import rundir
 
 log = logging.getLogger(__name__)
 

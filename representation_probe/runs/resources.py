@@ -1,4 +1,7 @@
-"""Will it fit? The memory a forward and backward pass of `images` images takes, estimated before any work,
+"""The machine a run uses: will it fit (below), which device a trainer computes on, and torch's CUDA check at its
+plain cost where no NVIDIA driver is installed.
+
+Will it fit? The memory a forward and backward pass of `images` images takes, estimated before any work,
 so a typo in an image size (224000 for 224) is one line with the estimate instead of hours of swapping or
 an out-of-memory kill.
 
@@ -10,6 +13,7 @@ as much again as the activations they come from.
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import torch
@@ -83,3 +87,23 @@ def check_fits(net: nn.Module, image_size: int, images: int, what: str, device="
                           f"{needed / 2**30:.1f} GiB through this model (activations and their gradients, "
                           f"measured at {min(image_size, PROBE_SIZE)} px and scaled), and {free / 2**30:.1f} GiB "
                           "are available; use a smaller size or fewer images")
+
+
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def plain_cuda_check() -> None:
+    """Undo Lightning's NVML-based CUDA check on machines without NVIDIA's driver.
+
+    Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, so that its checks do not initialise CUDA
+    before a fork. Without the driver, torch then retries loading NVML at every torch.cuda.is_available(),
+    which Adam calls at every step: ~45 us a call (timeit, 2026-11-25), a tenth of a small MLP's step.
+    Without the driver there is no CUDA to initialise, so the plain check is as fork-safe. Call it after
+    importing Lightning.
+    """
+    if os.environ.get(NVML_CHECK) != "1":
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch's NVML check loads
+    except OSError:
+        os.environ[NVML_CHECK] = "0"

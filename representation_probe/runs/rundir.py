@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from representation_probe.durable import durable_file
+from representation_probe.runs.durable import durable_file
 
 
 class RunDir:
@@ -27,13 +27,6 @@ class RunDir:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-
-    @classmethod
-    def current(cls) -> RunDir:
-        """The run directory of the running Hydra job."""
-        from hydra.core.hydra_config import HydraConfig
-
-        return cls(HydraConfig.get().runtime.output_dir)
 
     # ---- names -----------------------------------------------------------------------------------
     config_file = property(lambda self: self.path / "config.yaml")

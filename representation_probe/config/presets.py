@@ -13,8 +13,8 @@ import yaml
 
 from representation_probe.errors import ConfigError
 
-_INSTALLED = Path(__file__).resolve().parent / "conf"
-CONF = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parent.parent / "conf"
+_PACKAGE = Path(__file__).resolve().parents[1]
+CONF = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
 
 
 def names(group: str) -> list[str]:
