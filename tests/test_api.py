@@ -84,7 +84,7 @@ def test_a_loaded_model_names_its_layers_and_takes_them_by_index_depth_alias_or_
     net = torchvision.models.resnet18()
     model = rp.load(net, image_size=SIZE)
     table = rp.layers(model)
-    assert list(table.columns) == ["layer", "alias", "shape", "relative_depth", "probe_point"]
+    assert list(table.columns) == ["layer", "alias", "output", "shape", "relative_depth", "probe_point"]
     points = table[table.probe_point]
     assert list(points.layer) == ["relu", "layer1", "layer2", "layer3", "layer4"]
     assert list(points.alias) == ["conv1", "conv2", "conv3", "conv4", "conv5"]  # the paper's names

@@ -157,7 +157,7 @@ def test_the_report_has_a_decoder_section(decoded):
 
 @pytest.mark.parametrize("overrides, words", [
     (["decode.mode=sideways"], ["decode.mode", "direct, chained, cross"]),
-    (["model=vit_tiny", "decode.layers=[blocks.0.attn.permute]"], ["no decoder", "token sequences"]),
+    (["model=vit_tiny", "decode.layers=[blocks.0.attn.reshape]"], ["no decoder", "token sequences"]),
     (["eval_images=[missing.png]"], ["image not found", "missing.png"]),
     (["dataset.val_count=1"], ["1 validation images", "decode.held_out"]),
     (["decode.held_out=1.5"], ["decode.held_out", "between 0 and 1"]),

@@ -89,8 +89,9 @@ def test_imagenet_normalisation_is_part_of_the_forward_map():
 
 def test_graph_nodes_are_layers_too():
     backbone = build_model("resnet18", SIZE)
-    assert resolve_layers(backbone, ["layer1.0.conv1", "conv3"]) == {"layer1.0.conv1": "layer1.0.conv1",
-                                                                      "conv3": "layer2"}
+    resolved = resolve_layers(backbone, ["layer1.0.conv1", "conv3"])
+    assert resolved["layer1.0.conv1"].node == "layer1.0.conv1"
+    assert resolved["conv3"].node == "layer2.1.relu_1"  # the node layer2's forward returns
     net = backbone.net
     x = torch.rand(1, 3, SIZE, SIZE)
     with torch.no_grad():

@@ -17,6 +17,7 @@ from representation_probe.errors import ConfigError
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
+from representation_probe.models.outputs import joined
 from representation_probe.runs.resources import check_fits, device_of
 from representation_probe.runs.rundir import Run, RunDir, read_png, write_png
 from representation_probe.tracking.keys import sample_key, varying_ids
@@ -177,7 +178,7 @@ def chosen_layers(backbone: Backbone, layer) -> list[str]:
         raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
     nodes = resolve_layers(backbone, layers)  # an unknown name fails here, before any logger or run starts
     distinct("layer", layers)
-    distinct("layer (as the graph names it)", [nodes[layer] for layer in layers])  # an alias and its node
+    distinct("layer (as the graph names it)", [joined(nodes[layer].node, nodes[layer].path) for layer in layers])
     return layers
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
+from representation_probe.models import graph
 from representation_probe.models.family import Family, get_family
 from representation_probe.models.hooks import trace_calls
 from representation_probe.models.normalization import Normalization, check_normalize
@@ -93,29 +94,44 @@ class Backbone:
     def details(self) -> dict:
         return self.family.details(self.net)
 
-    @cached_property
-    def traceable(self) -> bool:
-        """Whether torch.fx traces the network (else its layers are read with forward hooks)."""
-        if self.family.tracer != "auto":
-            return self.family.tracer == "fx"
-        try:
-            with self.frozen():
-                self.family.graph_functions()[1](self.net)
-            return True
-        except Exception:  # any error of the tracer: control flow on values, unsupported ops, ...
-            return False
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the images its layers are measured at."""
+        return (self.image_size, self.image_size)
+
+    @property
+    def channels(self) -> int:
+        """Colour channels the network reads."""
+        return self.family.channels(self.net)
 
     @cached_property
-    def hook_record(self) -> tuple[dict[str, tuple], dict[str, int]]:
-        """(module -> output shape, module -> calls per forward) of one forward of a blank image."""
-        size = self.image_size
+    def fx_trace(self) -> tuple[dict[str, str], dict[str, object]] | None:
+        """The network's graph as graph.trace gives it (node -> op, module -> what it returned), or None where
+        torch.fx cannot trace it (its layers are then read with forward hooks)."""
+        if self.family.tracer == "hooks":
+            return None
         try:
             with self.frozen():
-                return trace_calls(self.net, torch.zeros(1, 3, size, size))
+                return graph.trace(self.net, self.family.tracer_kwargs())
+        except Exception:  # any error of the tracer: control flow on values, unsupported ops, ...
+            if self.family.tracer == "fx":
+                raise
+            return None
+
+    @property
+    def traceable(self) -> bool:
+        return self.fx_trace is not None
+
+    def run_hooked(self, images: torch.Tensor) -> tuple[dict[str, object], dict[str, int]]:
+        """(module -> the skeleton of its output, module -> calls per forward) of one forward of `images`."""
+        try:
+            with self.frozen():
+                return trace_calls(self.net, images)
         except ConfigError:
             raise
         except Exception as err:
-            raise ConfigError(f"{self.name} fails on a (1, 3, {size}, {size}) image ({type(err).__name__}: "
+            shape = (1, *images.shape[1:])
+            raise ConfigError(f"{self.name} fails on a {shape} image ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''}); is image_size right?") from None
 
 

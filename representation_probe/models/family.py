@@ -14,7 +14,6 @@ import pkgutil
 from typing import ClassVar
 
 from torch import nn
-from torchvision.models import feature_extraction
 
 from representation_probe.errors import ConfigError
 
@@ -60,9 +59,14 @@ class Family:
         """Architecture facts worth a column in summary.json (an MLP's widths)."""
         return {}
 
-    def graph_functions(self):
-        """(create_feature_extractor, get_graph_node_names): FX tracing that knows the family's leaf modules."""
-        return feature_extraction.create_feature_extractor, feature_extraction.get_graph_node_names
+    def channels(self, net: nn.Module) -> int:
+        """Colour channels the network reads: its first convolution's, else 3."""
+        first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+        return first.in_channels if first is not None else 3
+
+    def tracer_kwargs(self) -> dict | None:
+        """What torchvision's FX tracer needs to know of the family (its leaf modules, functions not to trace)."""
+        return None
 
     def options(self) -> list[str]:
         """The family's own keyword arguments of `build` (model.<option> in the config)."""

@@ -14,8 +14,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from representation_probe.errors import ConfigError
 from representation_probe.models.backbone import Backbone
 from representation_probe.models.hooks import HookExtractor
-from representation_probe.models.layers import resolve_layers
+from representation_probe.models import graph
+from representation_probe.models.layers import resolve_layers, small_index
 from representation_probe.models.normalization import Normalize
+from representation_probe.models.outputs import pick
 
 POOLS = ("mean", "flatten", "cls")
 
@@ -30,17 +32,18 @@ class LayerEmbedder(nn.Module):
     set-up under cProfile; now two traces and one folding, bench/RESULTS.md).
     """
 
-    def __init__(self, backbone: Backbone, layers: list[str]):
+    def __init__(self, backbone: Backbone, layers: list[str], size: tuple[int, int] | None = None):
         super().__init__()
-        self.backbone = backbone
-        nodes = resolve_layers(backbone, layers)
+        self.backbone, self.size = backbone, tuple(size or backbone.input_size)
+        self.layers = resolve_layers(backbone, layers, self.size)
         if backbone.traceable:
-            union = _truncated(backbone, {node: node for node in dict.fromkeys(nodes.values())})
+            union = _truncated(backbone, {layer.node: layer.node for layer in self.layers.values()})
             _first_layer_in_float32(union)
-            self.extractors = nn.ModuleDict({_key(layer): _cut(union, node) for layer, node in nodes.items()})
+            self.extractors = nn.ModuleDict({_key(name): _cut(union, layer.node) for name, layer in self.layers.items()})
         else:  # one hooked forward per layer, stopped after it
-            self.extractors = nn.ModuleDict({_key(layer): _hooked(backbone, {node: "out"})
-                                             for layer, node in nodes.items()})
+            self.extractors = nn.ModuleDict({_key(name): _hooked(backbone, {layer.node: "out"}, self.size)
+                                             for name, layer in self.layers.items()})
+        self.paths = {name: layer.path for name, layer in self.layers.items()}
         self.normalize = Normalize(backbone.normalize)
         self.channels_last = _has_convolutions(backbone)
         self.eval().requires_grad_(False)
@@ -51,12 +54,13 @@ class LayerEmbedder(nn.Module):
     def forward(self, images: torch.Tensor, layer: str) -> torch.Tensor:
         images = self.normalize(images)
         extractor = self.extractors[_key(layer)].forward  # no hooks on our own graphs: skip Module.__call__
-        if not self.channels_last:
-            return extractor(images)["out"]
-        # channels_last (NHWC), oneDNN's native layout: a few % faster per CPU inversion step than NCHW
-        # (bench/RESULTS.md). The output goes back to the default layout, so callers see the same tensor.
-        out = extractor(images.contiguous(memory_format=torch.channels_last))["out"]
-        return out.contiguous() if isinstance(out, torch.Tensor) else out
+        if self.channels_last:  # NHWC, oneDNN's native layout: a few % faster per CPU inversion step than NCHW
+            images = images.contiguous(memory_format=torch.channels_last)  # (bench/RESULTS.md)
+        out = extractor(images)["out"]
+        path = self.paths[layer]
+        out = pick(out, path) if path else out  # an element of a container output (outputs.py)
+        # channels_last's output goes back to the default layout, so callers see the same tensor
+        return out.contiguous() if self.channels_last else out
 
 
 class Float32(nn.Module):
@@ -124,11 +128,12 @@ class FeatureExtractor(nn.Module):
     """Normalisation, then one forward of the network truncated after the deepest requested layer that
     returns every requested layer: {layer: output}. Never one forward per layer."""
 
-    def __init__(self, backbone: Backbone, layers: list[str]):
+    def __init__(self, backbone: Backbone, layers: list[str], size: tuple[int, int] | None = None):
         super().__init__()
-        self.backbone = backbone
-        self.nodes = resolve_layers(backbone, layers)  # layer -> graph node (two names may share a node)
-        self.extractor = _truncated(backbone, {node: _key(node) for node in dict.fromkeys(self.nodes.values())})
+        self.backbone, self.size = backbone, tuple(size or backbone.input_size)
+        self.nodes = resolve_layers(backbone, layers, self.size)  # layer -> Layer (two names may share a node)
+        self.extractor = _truncated(backbone, {layer.node: _key(layer.node) for layer in self.nodes.values()},
+                                    self.size)
         self.normalize = Normalize(backbone.normalize)
         self.channels_last = _has_convolutions(backbone)
         self.eval().requires_grad_(False)
@@ -142,7 +147,7 @@ class FeatureExtractor(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         with self.backbone.frozen():  # a user's module, whenever this runs (a kept decoder's reconstructions)
             outputs = self.extractor(images)
-        return {layer: outputs[_key(node)].contiguous() for layer, node in self.nodes.items()}
+        return {name: pick(outputs[_key(layer.node)], layer.path).contiguous() for name, layer in self.nodes.items()}
 
 
 def pool(features: torch.Tensor, how: str = "mean", prefix_tokens: int = 0) -> torch.Tensor:
@@ -202,14 +207,14 @@ def _has_convolutions(backbone: Backbone) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in backbone.net.modules())
 
 
-def _truncated(backbone: Backbone, return_nodes: dict[str, str]) -> nn.Module:
+def _truncated(backbone: Backbone, return_nodes: dict[str, str], size: tuple[int, int] | None = None) -> nn.Module:
     """The backbone's FX graph cut after the deepest of `return_nodes`, BatchNorm folded; for a network
     FX cannot trace, its forward with hooks on those modules, stopped after the last of them."""
     if not backbone.traceable:
-        return _hooked(backbone, return_nodes)
-    create, _ = backbone.family.graph_functions()
-    return _fold_batchnorm(create(backbone.net, return_nodes=return_nodes), backbone.net)
+        return _hooked(backbone, return_nodes, size)
+    extractor = graph.extractor(backbone.net, return_nodes, backbone.family.tracer_kwargs())
+    return _fold_batchnorm(extractor, backbone.net)
 
 
-def _hooked(backbone: Backbone, return_nodes: dict[str, str]) -> HookExtractor:
-    return HookExtractor(backbone.net, return_nodes, backbone.hook_record[1])
+def _hooked(backbone: Backbone, return_nodes: dict[str, str], size: tuple[int, int] | None) -> HookExtractor:
+    return HookExtractor(backbone.net, return_nodes, small_index(backbone, size).calls)

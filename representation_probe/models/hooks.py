@@ -3,46 +3,44 @@ control flow): forward hooks on named modules, registered for one forward and re
 stays behind on the user's model however often it is called, and whatever fails inside the forward.
 
 A module called several times in one forward (a reused activation) gives its last call's output; the
-forward stops as soon as every requested output is in, which truncates it after the deepest one.
+forward stops as soon as every requested output is in, which truncates it after the deepest one. What a
+module returns is kept whole; outputs.py says which element of a container is its layer.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from representation_probe.errors import ConfigError
+from representation_probe.models.outputs import rebuild
 
 
 class _Done(Exception):
     """Raised by the last hook that was waited for: the rest of the forward is not needed."""
 
 
-def first_tensor(output) -> torch.Tensor | None:
-    """The tensor a layer's output stands for: itself, or the first tensor of a tuple, list or mapping
-    (a Hugging Face ModelOutput is one: its first entry is the hidden state)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    values = output.values() if isinstance(output, Mapping) else output if isinstance(output, (tuple, list)) else ()
-    return next((found for value in values if (found := first_tensor(value)) is not None), None)
+def skeleton(value):
+    """`value` with every tensor as a meta tensor of its shape and dtype: what a layer listing keeps of a
+    module's output, without its memory."""
+    if isinstance(value, torch.Tensor):
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    return rebuild(value, skeleton)
 
 
-def trace_calls(net: nn.Module, images: torch.Tensor) -> tuple[dict[str, tuple], dict[str, int]]:
-    """One forward with a hook on every named module: each module whose output holds a tensor -> its
-    output's shape (in the order the modules' last calls end), and how often each module was called."""
-    shapes: dict[str, tuple] = {}
+def trace_calls(net: nn.Module, images: torch.Tensor) -> tuple[dict[str, object], dict[str, int]]:
+    """One forward with a hook on every named module: each module -> the skeleton of its output (its last
+    call's, in the order the modules' last calls end), and how often each module was called."""
+    outputs: dict[str, object] = {}
     calls: Counter[str] = Counter()
 
     def hook(name: str):
         def record(module, args, output) -> None:
             calls[name] += 1
-            tensor = first_tensor(output)
-            shapes.pop(name, None)  # a later call moves it to the end
-            if tensor is not None:
-                shapes[name] = tuple(tensor.shape)
+            outputs.pop(name, None)  # a later call moves it to the end
+            outputs[name] = skeleton(output)
         return record
 
     handles = [module.register_forward_hook(hook(name)) for name, module in net.named_modules() if name]
@@ -52,12 +50,13 @@ def trace_calls(net: nn.Module, images: torch.Tensor) -> tuple[dict[str, tuple],
     finally:
         for handle in handles:
             handle.remove()
-    return shapes, dict(calls)
+    return outputs, dict(calls)
 
 
 class HookExtractor(nn.Module):
     """images -> {key: output of module} for `return_nodes` (module name -> key), from one forward that ends
-    after the last call of the last requested module (`calls`: how often each module runs per forward)."""
+    after the last call of the last requested module (`calls`: how often each module runs per forward). An
+    output is what the module returned, a container too (the caller picks its layer, outputs.py)."""
 
     def __init__(self, net: nn.Module, return_nodes: dict[str, str], calls: dict[str, int]):
         super().__init__()
@@ -75,7 +74,7 @@ class HookExtractor(nn.Module):
             def capture(module, args, output) -> None:
                 seen[name] += 1
                 if seen[name] == self.calls[name]:
-                    outputs[self.return_nodes[name]] = first_tensor(output)
+                    outputs[self.return_nodes[name]] = output
                     if len(outputs) == len(self.return_nodes):
                         raise _Done
             return capture

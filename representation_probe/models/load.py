@@ -18,6 +18,7 @@ from representation_probe.models.families import resnet, vit
 from representation_probe.models.families.hf import default_size
 from representation_probe.models.families.module import block_names
 from representation_probe.models.family import get_family
+from representation_probe.models.layers import resolve_layers, select_layers, small_index
 from representation_probe.models.normalization import check_normalize
 
 SOURCES = ("timm", "torchvision", "hf")
@@ -180,8 +181,6 @@ def _family_of(module: nn.Module) -> str:
 
 
 def _named(backbone: Backbone, layers) -> list[str]:
-    from representation_probe.models.layers import resolve_layers, select_layers
-
     if any(isinstance(layer, (int, float)) for layer in layers):
         raise ConfigError("probe_points are layer names or modules (an index or a depth needs probe points first)")
     chosen = select_layers(backbone, list(layers))
@@ -193,11 +192,11 @@ def _in_order(backbone: Backbone) -> list[str]:
     """The module's blocks in the order its forward runs them (definition order may differ)."""
     blocks = block_names(backbone.net)
     if backbone.traceable:
-        nodes = backbone.family.graph_functions()[1](backbone.net)[1]
+        nodes = list(backbone.fx_trace[0])
         order = {block: max((i for i, node in enumerate(nodes) if node == block or node.startswith(block + ".")),
                             default=len(nodes)) for block in blocks}
     else:
-        ended = list(backbone.hook_record[0])
+        ended = list(small_index(backbone).values)
         order = {block: ended.index(block) if block in ended else len(ended) for block in blocks}
     return sorted(blocks, key=order.get)
 

@@ -54,10 +54,11 @@ class Timm(Family):
         cfg = getattr(net, "pretrained_cfg", None) or {}
         return (tuple(cfg["mean"]), tuple(cfg["std"])) if weights != "none" and "mean" in cfg else None
 
-    def graph_functions(self):
-        from timm.models import create_feature_extractor, get_graph_node_names
+    def tracer_kwargs(self) -> dict:
+        """timm's own leaf modules and functions not to trace (what timm.models.create_feature_extractor uses)."""
+        from timm.layers import get_notrace_functions, get_notrace_modules
 
-        return create_feature_extractor, get_graph_node_names
+        return dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
 
 
 def _create(name: str, pretrained: bool, **options) -> nn.Module:
