@@ -12,7 +12,7 @@ from torch import nn
 
 from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
-from representation_probe.models import graph
+from representation_probe.models import graph, points
 from representation_probe.models.family import Family, get_family
 from representation_probe.models.hooks import trace_calls
 from representation_probe.models.normalization import Normalization, check_normalize
@@ -71,8 +71,25 @@ class Backbone:
     @property
     def probe_points(self) -> dict[str, float]:
         """Probe point -> relative depth: after stage i of n, (i + 1) / n (0 is the input itself)."""
-        names = self.points if self.points is not None else self.family.probe_points(self.net)
+        names = self.points if self.points is not None else self._family_points()
         return {name: (i + 1) / len(names) for i, name in enumerate(names)}
+
+    def _family_points(self) -> list[str]:
+        """The family's probe points; for a family that only knows the main sequence of blocks, the stages
+        among them (points.py), told apart by one forward of a blank batch."""
+        if "_found_points" not in self.__dict__:
+            names = self.family.probe_points(self.net)
+            if self.family.finds_stages and names:
+                height, width = self.input_size
+                scale = points.MEASURE / min(height, width)
+                images = torch.zeros(2, self.channels, round(height * scale), round(width * scale))
+                try:
+                    returned, _ = self.run_hooked(images)
+                except ConfigError:  # a network that takes its own size only
+                    returned, _ = self.run_hooked(torch.zeros(2, self.channels, height, width))
+                names = points.stages(names, returned, self.net, batch=2)
+            self.__dict__["_found_points"] = names
+        return self.__dict__["_found_points"]
 
     def depth_of(self, layer: str) -> float | None:
         """The relative depth of a probe point, named by its own name or by the node it reads (a torchvision
@@ -99,10 +116,20 @@ class Backbone:
         """(height, width) of the images its layers are measured at."""
         return (self.image_size, self.image_size)
 
-    @property
+    @cached_property
     def channels(self) -> int:
-        """Colour channels the network reads."""
-        return self.family.channels(self.net)
+        """Colour channels the network reads: as its family knows, else its first convolution's (the first
+        the graph runs, where torch.fx traces it), else 3."""
+        known = self.family.channels(self.net)
+        if known is not None:
+            return known
+        convolutions = {name: m for name, m in self.net.named_modules() if isinstance(m, nn.Conv2d)}
+        order = [name for name, op in self.fx_trace[0].items() if op == "call_module"] if self.traceable else []
+        for called in [*order, *convolutions]:  # a leaf the graph calls may hold the convolution (conv-norm-act)
+            inside = [name for name in convolutions if name == called or name.startswith(called + ".")]
+            if inside:
+                return convolutions[inside[0]].in_channels
+        return 3
 
     @cached_property
     def fx_trace(self) -> tuple[dict[str, str], dict[str, object]] | None:

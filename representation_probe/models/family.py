@@ -25,6 +25,7 @@ class Family:
 
     name: ClassVar[str]
     tracer: ClassVar[str] = "fx"  # how layers are read: fx (torch.fx graphs), hooks, or auto (fx if it traces)
+    finds_stages: ClassVar[bool] = False  # probe_points gives the main sequence of blocks; points.py picks the stages
 
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         """The network `name` with named `weights` ('none' or an ImageNet version; files are loaded by
@@ -59,10 +60,9 @@ class Family:
         """Architecture facts worth a column in summary.json (an MLP's widths)."""
         return {}
 
-    def channels(self, net: nn.Module) -> int:
-        """Colour channels the network reads: its first convolution's, else 3."""
-        first = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
-        return first.in_channels if first is not None else 3
+    def channels(self, net: nn.Module) -> int | None:
+        """Colour channels the network reads, where the family knows (None: its first convolution's)."""
+        return None
 
     def tracer_kwargs(self) -> dict | None:
         """What torchvision's FX tracer needs to know of the family (its leaf modules, functions not to trace)."""

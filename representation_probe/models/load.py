@@ -16,9 +16,8 @@ from representation_probe.errors import ConfigError
 from representation_probe.models.backbone import Backbone, create_model, freeze
 from representation_probe.models.families import resnet, vit
 from representation_probe.models.families.hf import default_size
-from representation_probe.models.families.module import block_names
 from representation_probe.models.family import get_family
-from representation_probe.models.layers import resolve_layers, select_layers, small_index
+from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.models.normalization import check_normalize
 
 SOURCES = ("timm", "torchvision", "hf")
@@ -163,8 +162,6 @@ def _from_module(module: nn.Module, image_size: int | None, normalize, name: str
     backbone.normalize = _normalization(backbone, normalize, "none")
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
-    elif family.name == "module":
-        backbone.points = _in_order(backbone)
     return backbone
 
 
@@ -186,17 +183,3 @@ def _named(backbone: Backbone, layers) -> list[str]:
     chosen = select_layers(backbone, list(layers))
     resolve_layers(backbone, chosen)  # every one must exist
     return chosen
-
-
-def _in_order(backbone: Backbone) -> list[str]:
-    """The module's blocks in the order its forward runs them (definition order may differ)."""
-    blocks = block_names(backbone.net)
-    if backbone.traceable:
-        nodes = list(backbone.fx_trace[0])
-        order = {block: max((i for i, node in enumerate(nodes) if node == block or node.startswith(block + ".")),
-                            default=len(nodes)) for block in blocks}
-    else:
-        ended = list(small_index(backbone).values)
-        order = {block: ended.index(block) if block in ended else len(ended) for block in blocks}
-    return sorted(blocks, key=order.get)
-

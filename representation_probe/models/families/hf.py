@@ -26,6 +26,7 @@ class HuggingFace(Family):
 
     name = "hf"
     tracer = "hooks"
+    finds_stages = True
 
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         try:
@@ -54,6 +55,9 @@ class HuggingFace(Family):
 
     def prefix_tokens(self, net: nn.Module) -> None:
         return None  # read off the layer shapes: a class token, registers, or none (ConvNeXt)
+
+    def channels(self, net: nn.Module) -> int | None:
+        return getattr(getattr(net, "config", None), "num_channels", None)
 
     def expected_normalize(self, net: nn.Module, weights: str):
         """The mean and std of the model's image processor, where its preprocessor_config.json is at hand."""

@@ -1,5 +1,6 @@
 """Any nn.Module a user holds: its layers are FX nodes if torch.fx traces it, else its named modules; its
-probe points are its blocks or stages when it has them, else its top-level parts, unless the user names them."""
+probe points are its stages (models/points.py) among its blocks when it has them, else among its top-level parts,
+unless the user names them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import nn
 from representation_probe.errors import ConfigError
 from representation_probe.models.family import Family, register
 
-BLOCK_LISTS = ("blocks", "layers", "layer", "stages")  # what models call their sequence of blocks
+BLOCK_LISTS = ("blocks", "layers", "layer", "stages", "features")  # what models call their sequence of blocks
 TRUNK = 3  # a top-level Sequential with at least this many parts that hold weights is walked part by part
 
 
@@ -18,6 +19,7 @@ class Module(Family):
 
     name = "module"
     tracer = "auto"
+    finds_stages = True
 
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int):
         raise ConfigError("a module model is the nn.Module you pass: rp.load(my_module), or on the command line "
@@ -31,9 +33,10 @@ class Module(Family):
 
 
 def block_names(net: nn.Module) -> list[str]:
-    """The network's blocks: the children of its (shallowest, then longest) ModuleList or Sequential named
-    blocks, layers, layer or stages (timm, Hugging Face and most transformers); else its top-level children
-    that hold weights, a long Sequential among them (VGG's `features`) walked part by part."""
+    """The network's main sequence of blocks: the children of its (shallowest, then longest) ModuleList or
+    Sequential named blocks, layers, layer, stages or features (timm, Hugging Face, most transformers,
+    torchvision's ConvNeXt, EfficientNet, VGG); else its top-level children that hold weights, a long Sequential
+    among them walked part by part. points.py keeps the stages among them."""
     lists = [(name.count("."), -len(module), name) for name, module in net.named_modules()
              if isinstance(module, (nn.ModuleList, nn.Sequential)) and name.rsplit(".", 1)[-1] in BLOCK_LISTS
              and len(module) >= 2]

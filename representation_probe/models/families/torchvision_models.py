@@ -14,9 +14,11 @@ from representation_probe.models.weights import cached_state_dict, torchvision_i
 
 @register
 class Torchvision(Family):
-    """Probe points: the blocks or stages the module family finds (e.g. convnext's features.0..7)."""
+    """Probe points: the stages among its blocks, as for any module (models/points.py: convnext_tiny's
+    features.1, .3, .5, .7)."""
 
     name = "torchvision"
+    finds_stages = True
 
     def build(self, name: str, weights: str, num_classes: int | None, image_size: int) -> nn.Module:
         names = torchvision.models.list_models(module=torchvision.models)
