@@ -13,12 +13,12 @@ import importlib
 import sys
 import types
 
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, DegenerateWarning, InputWarning, InversionWarning, ResultWarning
 
 LIBRARY = ("Atlas", "Comparison", "Decoding", "Features", "Inversion", "Model", "Probing", "Result", "Tradeoff",
            "atlas", "dataset", "decode", "extract", "invert", "layers", "load", "open", "probe", "similarity",
            "tradeoff")
-__all__ = ["ConfigError", "metrics", *LIBRARY]
+__all__ = ["ConfigError", "DegenerateWarning", "InputWarning", "InversionWarning", "ResultWarning", "metrics", *LIBRARY]
 
 
 class _Package(types.ModuleType):

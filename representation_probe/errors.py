@@ -1,4 +1,5 @@
-"""The one exception type a user sees as a single line instead of a traceback."""
+"""What a user catches or filters: ConfigError (bad input, one line; exit code 2 on the command line) and the
+warning classes the library says its doubts and its changes of the input with."""
 
 WORKER = "in DataLoader worker process"
 
@@ -12,3 +13,23 @@ class ConfigError(ValueError):
         if message.startswith("Caught ") and WORKER in message.split("\n", 1)[0]:
             message = message.rstrip().splitlines()[-1].split(f"{__name__}.{type(self).__name__}: ", 1)[-1]
         super().__init__(message)
+
+
+class ResultWarning(UserWarning):
+    """A result that should not be trusted as it is: it is returned, and this says why (filter the class, or one
+    of its subclasses, with Python's `warnings`). Each also lands in the row's `warnings`, `.to_frame()`,
+    `.warnings`, the log, the report and W&B."""
+
+
+class DegenerateWarning(ResultWarning):
+    """A trained study collapsed: a classifier at chance, a loss that never left its start, a reconstruction no
+    better than the mean image, dead units."""
+
+
+class InversionWarning(ResultWarning):
+    """An inversion that did not move, a gradient the optimiser cannot follow, a target embedding that is
+    constant or ~0, or a descent that ran away."""
+
+
+class InputWarning(UserWarning):
+    """The input was changed to fit the model (resized, its channels converted): said once per call."""

@@ -111,9 +111,9 @@ def test_a_16_bit_grayscale_png_keeps_its_gray_levels(tmp_path):
     assert torch.equal(target[0], target[2]) and float(target[:, :, 0].max()) < 0.02
 
 
-def test_an_absurd_but_finite_inversion_warns_in_the_log_and_the_summary(run_task, caplog):
+def test_an_absurd_but_finite_inversion_warns_in_the_log_and_the_summary(run_main, run_task, caplog):
     with caplog.at_level("WARNING"):
-        _, run_dir = run_task("invert", [*INVERT, "inversion.lr=1e6", "inversion.steps=5"])
+        run_dir = run_main("invert", [*INVERT, "inversion.lr=1e6", "inversion.steps=5"]).run_dir
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["m_i"] > 100 and any("farther from the target" in w for w in summary["warnings"])
     assert any("inversion.lr too large" in r.getMessage() for r in caplog.records)

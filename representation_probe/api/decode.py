@@ -22,7 +22,7 @@ from representation_probe.config.checks import seed_list
 from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.decoders import MODES, DecoderModule, cache as embedding_cache, evaluate
 from representation_probe.decoders.evaluate import HELD_OUT
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts
 from representation_probe.models import FeatureExtractor
 from representation_probe.models.layers import select_layers
@@ -191,6 +191,7 @@ def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_widt
             _score_images(result, module, backbone, inverted, common)
     result.config = dict(model=backbone.name, weights=backbone.weights, layers=module.layers, mode=mode,
                          epochs=epochs, held_out=held_out, seed=seed, dataset=common["dataset"])
+    doubts.say(result.rows, DegenerateWarning)
     return result
 
 

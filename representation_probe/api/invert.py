@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import torch
 
 from representation_probe import metrics
+from representation_probe.metrics import doubts
 from representation_probe.api.images import as_images, size_of
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.config.checks import distinct, seed_list
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, InversionWarning
 from representation_probe.inversion import InversionModule, Sample
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
@@ -147,6 +148,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
                       blur=_plain(blur_sigma), seconds=round(seconds, 3), diverged_at=module.diverged_at)
         rows = [common | backbone.details | dict(relative_depth=backbone.depth_of(r["layer"])) | r
                 for r in module.results()]
+    doubts.say(rows, InversionWarning)
     arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
                      images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
                      blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,

@@ -17,7 +17,7 @@ from representation_probe.api.runtime import Progress, as_model, make_trainer, q
 from representation_probe.api.seeds import repeat
 from representation_probe.config.checks import positive_int
 from representation_probe.config.optimizers import optimizer_factory
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts
 from representation_probe.models import cache_features
 from representation_probe.models.layers import select_layers
@@ -119,7 +119,9 @@ def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, op
             for i, layer in enumerate(layers)]
     arguments = dict(model=backbone.name, weights=backbone.weights, data=data_name(data), layers=layers, pool=pool,
                      epochs=epochs, patience=patience, seed=seed)
-    return Probing(rows=rows if fit.is_global_zero else [], history_rows=record.rows, config=arguments,
+    rows = rows if fit.is_global_zero else []
+    doubts.say(rows, DegenerateWarning)
+    return Probing(rows=rows, history_rows=record.rows, config=arguments,
                    probes=module)
 
 

@@ -48,18 +48,32 @@ class Result:
 
     def to_frame(self):
         """Long form: one row per (row of the summary, measurement), columns study, model, weights, layer,
-        relative_depth, image, seed, the study's conditions, metric, value."""
+        relative_depth, image, seed, the study's conditions, metric, value, and warnings (the row's doubts,
+        joined by '; '; empty when there are none)."""
         import pandas as pd
 
-        columns = [*IDS, *self.conditions, "metric", "value"]
+        columns = [*IDS, *self.conditions, "metric", "value", "warnings"]
         records = []
         for row in self.rows:
-            ids = [self.command if key == "study" else row.get(key) for key in (*IDS, *self.conditions)]
+            ids = self._ids(row)
+            doubts = "; ".join(row.get("warnings") or [])
             for metric in self.metrics:
                 value = row.get(metric)
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    records.append([*ids, metric, float(value)])
+                    records.append([*ids, metric, float(value), doubts])
         return pd.DataFrame(records, columns=columns)
+
+    @property
+    def warnings(self):
+        """The doubts about this result (metrics/doubts.py), a row per warning: the id columns, the study's
+        conditions and `warning`; empty when the result can be trusted as it is."""
+        import pandas as pd
+
+        records = [[*self._ids(row), warning] for row in self.rows for warning in row.get("warnings") or []]
+        return pd.DataFrame(records, columns=[*IDS, *self.conditions, "warning"])
+
+    def _ids(self, row: dict) -> list:
+        return [self.command if key == "study" else row.get(key) for key in (*IDS, *self.conditions)]
 
     @property
     def seeds(self) -> list:
@@ -69,7 +83,8 @@ class Result:
         """Each measurement over the seeds, per cell (the id columns but the seed, and the conditions): a row
         per (cell, metric) with its mean, sd (n - 1; NaN for one seed) and n, the seeds' order kept."""
         frame = self.to_frame()
-        cells = [*self.cell, "metric"] if self.cell else [c for c in frame.columns if c not in ("seed", "value")]
+        cells = [*self.cell, "metric"] if self.cell else \
+            [c for c in frame.columns if c not in ("seed", "value", "warnings")]
         return (frame.groupby(cells, dropna=False, sort=False)["value"].agg(mean="mean", sd="std", n="count")
                 .reset_index())
 

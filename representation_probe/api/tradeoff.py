@@ -16,7 +16,7 @@ from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, returns_memory
 from representation_probe.config.optimizers import optimizer_factory
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts
 from representation_probe.runs.rundir import Run, RunDir, read_png, write_png
 from representation_probe.tradeoff import ARCHITECTURES, TradeoffModule, build_net
@@ -96,7 +96,9 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
                resumed_from=str(resume) if resume else None, seconds=round(seconds, 3))
     row["warnings"], row["dead_units"] = _degeneracy(module, datamodule, test_set, test, record.rows)
     arguments = dict(data=data_name(data), weight=weight, net=name, latent=latent, max_steps=max_steps, seed=seed)
-    return Tradeoff(rows=[row] if fit.is_global_zero else [], history_rows=record.rows, config=arguments,
+    rows = [row] if fit.is_global_zero else []
+    doubts.say(rows, DegenerateWarning)
+    return Tradeoff(rows=rows, history_rows=record.rows, config=arguments,
                     module=module, reconstructions=reconstruction_grid(module, test_set))
 
 

@@ -19,7 +19,7 @@ from representation_probe.cli import schemas  # registers the structured configs
 from representation_probe.cli.shell import config_choice
 from representation_probe.cli.user_errors import first_line, unknown_key, user_error
 from representation_probe.config import presets
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, InputWarning, ResultWarning
 from representation_probe.runs import interrupts, lock as run_lock
 from representation_probe.runs.provenance import provenance
 from representation_probe.runs.resources import device_of
@@ -108,6 +108,18 @@ def _one_console() -> None:
         logger.propagate = True
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_tips)  # once: a set of filters
     warnings.filterwarnings("ignore", message=r".*(`srun` command is available|LeafSpec|treespec).*")
+    if warnings.showwarning is not _log_ours:
+        _log_ours.plain = warnings.showwarning
+        warnings.showwarning = _log_ours
+
+
+def _log_ours(message, category, filename, lineno, file=None, line=None) -> None:
+    """The library's doubts and input changes (errors.py) as log lines (console and <run dir>/<command>.log), not
+    as Python's `file:line: Category: message` with a line of our source; any other warning as Python shows it."""
+    if issubclass(category, (ResultWarning, InputWarning)):
+        log.warning("%s: %s", category.__name__, message)
+    else:
+        _log_ours.plain(message, category, filename, lineno, file, line)
 
 
 def _check_accelerator(cfg: DictConfig) -> None:

@@ -16,7 +16,6 @@ from representation_probe.cli.shell import arguments, build_callbacks, for_seed,
 from representation_probe.config.checks import as_list, seed_list
 from representation_probe.decoders.evaluate import HELD_OUT
 from representation_probe.errors import ConfigError
-from representation_probe.metrics.doubts import log_warnings
 from representation_probe.runs.rundir import RunDir
 from representation_probe.tracking.loggers import build_loggers
 from representation_probe.tracking.results import log_result
@@ -41,7 +40,6 @@ def run(cfg: DictConfig) -> float:
         return math.nan
     result.save(run_dir.path, config=cfg)
     log_result(loggers, result)
-    log_warnings(result.rows)
     held = [r for r in result.rows if r["image"] == HELD_OUT]
     if len(seeds) > 1:
         log.info("held-out PSNR over seeds %s: %s (mean image: %.1f dB)", seeds,

@@ -35,9 +35,7 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"the inversion diverged (NaN or infinite distances) at step {result.diverged_at}; what "
                           f"was measured is in {run_dir.path}; try a smaller inversion.lr "
                           f"(now {plain(cfg.inversion.lr)})")
-    for r in result.rows:
-        for warning in r["warnings"]:
-            log.warning("%s %s seed %d: %s", r["layer"], r["image"], r["seed"], warning)
+    for r in result.rows:  # its warnings were logged as the library issued them (cli/task.py)
         log.info("%s %s seed %d: m_g/m_s %.3g  m_i %.3g (m_i_ref %.3g)  PSNR %.1f",
                  r["layer"], r["image"], r["seed"], r["m_g_over_m_s"], r["m_i"], r["m_i_ref"], r["psnr"])
     return sum(r["m_g"] for r in result.rows) / len(result.rows)

@@ -12,7 +12,6 @@ from representation_probe.api.probe import probe
 from representation_probe.api.seeds import repeat, spread_text
 from representation_probe.cli.shell import arguments, config_choice, for_seed, plain, run_directory, trainer_factory
 from representation_probe.config.checks import seed_list
-from representation_probe.metrics.doubts import log_warnings
 from representation_probe.tracking.loggers import build_loggers
 from representation_probe.tracking.results import log_result
 
@@ -32,7 +31,6 @@ def run(cfg: DictConfig) -> float:
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
-        log_warnings(result.rows)
         if len(seeds) > 1:
             log.info("test accuracy over seeds %s: %s", seeds, spread_text(result, "accuracy"))
         return sum(row["val_acc"] for row in result.rows) / len(result.rows)

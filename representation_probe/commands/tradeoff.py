@@ -11,7 +11,6 @@ from representation_probe.api.data import dataset
 from representation_probe.api.tradeoff import check_weight, tradeoff
 from representation_probe.cli.shell import (arguments, build_callbacks, config_choice, plain, run_directory,
                                             trainer_factory)
-from representation_probe.metrics.doubts import log_warnings
 from representation_probe.tracking.loggers import build_loggers
 from representation_probe.tracking.results import log_result
 from representation_probe.tradeoff import build_net
@@ -35,6 +34,5 @@ def run(cfg: DictConfig) -> float:
     if result.rows:  # rank 0
         result.save(run_dir.path, config=cfg)
         log_result(loggers, result)
-        log_warnings(result.rows)
         return result.rows[0]["val_loss"]
     return float("nan")

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from representation_probe.api.runtime import StepRecorder
 from representation_probe.cli.shell import arguments, build_callbacks, run_directory
 from representation_probe.config.checks import integer, positive_int
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts
 from representation_probe.models.load import load
 from representation_probe.models.weights import mismatch
@@ -86,7 +86,7 @@ def run(cfg: DictConfig) -> float:
         summary["warnings"] = [*doubts.loss_never_fell(losses),
                                *doubts.at_chance(val_acc, datamodule.num_classes, len(datamodule.val_set),
                                                      "validation accuracy")]
-        doubts.log_warnings([summary])
+        doubts.say([summary], DegenerateWarning)
         run_dir.write_summary(summary)
         log_rows(loggers, "train", [summary], metrics=("val_acc", "train_acc", "epochs"))
     return val_acc

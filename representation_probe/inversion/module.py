@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from representation_probe import metrics
+from representation_probe.metrics import doubts
 from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.inversion.options import Schedule, check, eps_scale, scheduled
 from representation_probe.inversion.smoothing import smooth
@@ -59,6 +60,12 @@ class InversionModule(L.LightningModule):
     Each sample has its own layer and target. Per step: loss = sum_i |O_l(a_n) - O_l(a)| (L1, or
     squared L2), a_{n+1} = N_c(a_n - eps_n * step(g)) with the optional 3x3 Gaussian N_c of eq. 5.
     With an `eps_by_layer` table, eps_n is the lr schedule times the sample's layer entry.
+
+    Any optimiser but plain SGD (eq. 4, whose eps is the step itself) follows each sample's loss divided by
+    its target embedding's norm (L1, or squared L2): Adam's steps do not depend on the gradient's scale but
+    for its eps (1e-8), which swamps the gradient of a layer whose activations are tiny (an untrained
+    efficientnet_b0's at 32 px are ~1e-14, and a_g never moved); divided, eps is relative to the layer's own
+    scale. The recorded loss is the paper's sum.
     """
 
     def __init__(
@@ -89,11 +96,13 @@ class InversionModule(L.LightningModule):
         object.__setattr__(self, "embedder", embedder)
         self.samples = samples
         optimizer = optimizer_factory(optimizer, name="inversion.optimizer")
+        self.scaled = optimizer.func is not torch.optim.SGD  # see the class's docstring
         self.steps, self.optimizer_factory, self.lr, self.blur_sigma = steps, optimizer, lr, blur_sigma
         self.clamp, self.loss_kind, self.record_every, self.image_every = clamp, loss, record_every, image_every
         init, shift = zip(*(metrics.draws(s.seed, targets.shape[1:], init_mean, init_std, shift_std)
                             for s in samples))
         self.image = nn.Parameter(torch.stack(init))
+        self.register_buffer("start", self.image.detach().clone(), persistent=False)  # a_0, for the doubt checks
         self.register_buffer("targets", targets)
         self.register_buffer("shifted", targets + torch.stack(shift))
         self.groups = {layer: torch.tensor([i for i, s in enumerate(samples) if s.layer == layer])
@@ -105,6 +114,8 @@ class InversionModule(L.LightningModule):
         self.plain_backward = False  # decided when training starts
         self.diverged_at: int | None = None
         self.steps_done = 0  # fewer than `steps` when a callback stops the run early
+        self.first_step: list[float] | None = None  # per sample: the largest pixel change of the first update
+        self.largest_pixel = self.start.abs().flatten(1).amax(1).tolist()
 
     # ---- the forward map and distances --------------------------------------------------------
     def embed(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -135,6 +146,7 @@ class InversionModule(L.LightningModule):
         self.groups = {layer: idx.to(self.device) for layer, idx in self.groups.items()}
         with torch.no_grad():
             self.target_embeddings = self.embed(self.targets)
+            self.loss_scale, self.target_spread = self._target_scales()
             start = time.perf_counter()  # the second forward, warmed up: it sizes the batches of steps
             _, self.m_s = self.distances(self.shifted)
             self.forward_seconds = time.perf_counter() - start
@@ -143,6 +155,19 @@ class InversionModule(L.LightningModule):
                 self.distances(self.shifted)
                 self.forward_seconds = min(self.forward_seconds, time.perf_counter() - start)
         self.m_i_ref = metrics.distance(self.shifted, self.targets)
+
+    def _target_scales(self) -> tuple[torch.Tensor, list[tuple[float, float]]]:
+        """Per sample: the norm its loss is divided by (1 for plain SGD, or where the target is all 0), and its
+        target embedding's (standard deviation, largest absolute value), for the doubt checks."""
+        scale = torch.ones(len(self.samples), device=self.device)
+        spread = [(0.0, 0.0)] * len(self.samples)
+        for layer, idx in self.groups.items():
+            target = self.target_embeddings[layer].flatten(1).float()
+            norm = target.abs().sum(1) if self.loss_kind == "l1" else target.pow(2).sum(1)
+            scale[idx] = torch.where(torch.isfinite(norm) & (norm > 0), norm, torch.ones_like(norm))
+            for i, std, largest in zip(idx.tolist(), target.std(1).tolist(), target.abs().amax(1).tolist()):
+                spread[i] = (std, largest)
+        return (scale if self.scaled else torch.ones_like(scale)), spread
 
     # ---- optimisation --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -184,7 +209,7 @@ class InversionModule(L.LightningModule):
         mixed = low or torch.is_autocast_enabled(self.image.device.type)  # or trainer.precision=bf16-mixed
         with torch.autocast(self.image.device.type, dtype=torch.bfloat16) if low else contextlib.nullcontext():
             loss, m_g = self.distances(self.image, with_m_g=record and not mixed)
-        total = loss.sum()  # per-sample losses summed: samples stay independent
+        total = (loss / self.loss_scale).sum()  # per-sample losses summed: samples stay independent
         if not math.isfinite(total.item()):  # one check: NaN and inf propagate through the sum
             self.diverged_at = step
             self.trainer.should_stop = True
@@ -201,6 +226,7 @@ class InversionModule(L.LightningModule):
             self.manual_backward(total)
         if self.eps_scale is not None:
             self.image.grad.mul_(self.eps_scale)  # per-layer eps (SGD: eps_l * g exactly)
+        before = self.image.detach().clone() if step == 0 else None
         optimizer.step()
         sigma = scheduled(self.blur_sigma, step, self.steps)
         if sigma or self.clamp:
@@ -209,6 +235,8 @@ class InversionModule(L.LightningModule):
                     self.image.copy_(smooth(self.image, sigma))
                 if self.clamp:
                     self.image.clamp_(0, 1)
+        if before is not None:  # how far the first update moved each sample's pixels, for the doubt checks
+            self.first_step = (self.image.detach() - before).abs().flatten(1).amax(1).tolist()
 
     @torch.no_grad()
     def exact_distances(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,18 +296,19 @@ class InversionModule(L.LightningModule):
             m_g, m_i = float(self.final["m_g"][i]), float(self.final["m_i"][i])
             out.append(dict(layer=s.layer, image=s.image, seed=s.seed, loss=float(self.final["loss"][i]),
                             m_g=m_g, m_i=m_i, m_s=float(self.m_s[i]), m_i_ref=float(self.m_i_ref[i]),
-                            m_g_over_m_s=m_g / float(self.m_s[i]), psnr=psnr[i], ssim=ssim[i],
+                            m_g_over_m_s=m_g / float(self.m_s[i]) if self.m_s[i] else math.nan,  # a' moved nothing
+                            psnr=psnr[i], ssim=ssim[i],
                             warnings=self._warnings(i, m_g, m_i)))
         return out
 
     def _warnings(self, i: int, m_g: float, m_i: float) -> list[str]:
-        """Signs that the descent ran away without overflowing (a too large inversion.lr, typically)."""
-        found = []
+        """Doubts about sample i's result (metrics/doubts.py)."""
+        start = self.history[i]  # step 0 is always recorded, sample i in row i
         farthest = math.sqrt(self.targets[i].numel())  # between an all-0 and an all-1 image
-        if math.isfinite(m_i) and m_i > farthest:
-            found.append(f"a_g is farther from the target (m_i {m_i:.3g}) than any image with pixels in [0, 1] "
-                         f"can be ({farthest:.3g}): is inversion.lr too large?")
-        start = self.history[i]["m_g"]  # step 0 is always recorded, sample i in row i
-        if math.isfinite(m_g) and m_g > start:
-            found.append(f"m_g rose from {start:.3g} at step 0 to {m_g:.3g}: is inversion.lr too large?")
-        return found
+        found = doubts.constant_target(*self.target_spread[i], self.samples[i].layer)
+        if self.first_step is not None:
+            found += doubts.no_step(self.first_step[i], self.largest_pixel[i])
+        if self.steps_done:
+            moved = float((self.image[i].detach() - self.start[i]).abs().max())
+            found += doubts.did_not_move("m_g", start["m_g"], m_g) + doubts.image_still(moved, self.largest_pixel[i])
+        return found + doubts.ran_away(start["m_g"], m_g, m_i, farthest)

@@ -39,7 +39,8 @@ class LayerEmbedder(nn.Module):
         if backbone.traceable:
             union = _truncated(backbone, {layer.node: layer.node for layer in self.layers.values()})
             _first_layer_in_float32(union)
-            self.extractors = nn.ModuleDict({_key(name): _cut(union, layer.node) for name, layer in self.layers.items()})
+            self.extractors = nn.ModuleDict({_key(name): _cut(union, layer.node)
+                                             for name, layer in self.layers.items()})
         else:  # one hooked forward per layer, stopped after it
             self.extractors = nn.ModuleDict({_key(name): _hooked(backbone, {layer.node: "out"}, self.size)
                                              for name, layer in self.layers.items()})
