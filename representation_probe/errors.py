@@ -33,3 +33,15 @@ class InversionWarning(ResultWarning):
 
 class InputWarning(UserWarning):
     """The input was changed to fit the model (resized, its channels converted): said once per call."""
+
+
+def warn(message: str, category: type[UserWarning]) -> None:
+    """Issue a warning of the library's, attributed to the first frame outside representation_probe (the user's
+    line in a notebook or script), so that Python's filters and its once-per-line rule apply there."""
+    import sys
+    import warnings
+
+    frame, level = sys._getframe(1), 2  # the caller of warn is stacklevel 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("representation_probe"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -92,14 +92,14 @@ def test_a_loaded_model_names_its_layers_and_takes_them_by_index_depth_alias_or_
     features = rp.extract(model, torch.rand(2, 3, SIZE, SIZE), [0, -1, 0.6, net.layer2, "conv3"])
     assert list(features.features) == ["conv1", "conv5", "conv3", "layer2"]  # conv3 and layer2: two names, one node
     torch.testing.assert_close(features["conv3"], features["layer2"])
-    with pytest.raises(rp.ConfigError, match="unknown layer 'layer22' for ResNet; did you mean layer2"):
+    with pytest.raises(rp.ConfigError, match="unknown layer 'layer22' for resnet18; did you mean layer2"):
         rp.extract(model, torch.rand(1, 3, SIZE, SIZE), "layer22")
 
 
 def test_a_hugging_face_block_is_what_output_hidden_states_returns():
     vit = hf_vit().eval()
     model = rp.load(vit)
-    assert model.image_size == SIZE and list(model.probe_points) == ["layers.0", "layers.1", "layers.2"]
+    assert model.input_size == (SIZE, SIZE) and list(model.probe_points) == ["layers.0", "layers.1", "layers.2"]
     assert prefix_tokens(model) == 1  # the class token before 16 patches
     images = torch.rand(2, 3, SIZE, SIZE)
     features = rp.extract(model, images, ["layers.1"])

@@ -20,14 +20,15 @@ TINY = ["model=resnet10", "dataset=patches", f"dataset.image_size={SIZE}", "data
 
 
 # ---- networks ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("in_size, out_size", [(1, 32), (4, 32), (8, 8), (7, 28), (3, 32)])
-def test_a_decoder_maps_any_square_grid_to_the_output_size(in_size, out_size):
+@pytest.mark.parametrize("in_size, out_size", [((1, 1), (32, 32)), ((4, 4), (32, 32)), ((8, 8), (8, 8)),
+                                               ((7, 7), (28, 28)), ((3, 3), (32, 32)), ((2, 3), (25, 40))])
+def test_a_decoder_maps_any_grid_to_the_output_size(in_size, out_size):
     decoder = Decoder(20, in_size, 3, out_size, width=16, min_width=8)
-    out = decoder(torch.randn(2, 20, in_size, in_size))
-    assert out.shape == (2, 3, out_size, out_size)
+    out = decoder(torch.randn(2, 20, *in_size))
+    assert out.shape == (2, 3, *out_size)
     assert 0 <= out.min() and out.max() <= 1  # an image: sigmoid
-    embedding = Decoder(20, in_size, 7, out_size, image=False)(torch.randn(2, 20, in_size, in_size))
-    assert embedding.shape == (2, 7, out_size, out_size) and embedding.min() < 0  # an embedding: linear
+    embedding = Decoder(20, in_size, 7, out_size, image=False)(torch.randn(2, 20, *in_size))
+    assert embedding.shape == (2, 7, *out_size) and embedding.min() < 0  # an embedding: linear
 
 
 def test_layer_outputs_become_grids():
@@ -81,7 +82,7 @@ def test_unknown_mode_is_refused():
 # ---- colour ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("condition", list(colour.CONDITIONS))
 def test_the_colour_measure_is_1_for_the_perturbed_and_0_for_the_original_colours(condition):
-    images, masks = colour.shapes(3, SIZE, seed=0)
+    images, masks = colour.shapes(3, (SIZE, SIZE), seed=0)
     assert masks.any() and not masks.all()  # objects on a background
     perturbed = colour.perturb(images, masks, condition)
     assert torch.equal(perturbed[:, :, ~masks[0]][0], images[:, :, ~masks[0]][0]) or condition == "grayscale"

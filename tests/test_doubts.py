@@ -24,7 +24,7 @@ def resnet():
 def test_a_probe_at_chance_is_a_degenerate_warning_in_the_frame_and_filterable(resnet):
     gen = torch.Generator().manual_seed(0)
     images, labels = torch.rand(40, 3, SIZE, SIZE, generator=gen), torch.randint(0, 4, (40,), generator=gen)
-    with pytest.warns(rp.DegenerateWarning, match=r"probe ResNet conv5 seed 0: test accuracy .* at chance") as said:
+    with pytest.warns(rp.DegenerateWarning, match=r"probe resnet18 conv5 seed 0: test accuracy .* at chance") as said:
         probing = rp.probe(resnet, (images, labels), [-1], epochs=2, batch_size=8)
     assert said[0].filename == __file__  # the caller's line, not the library's
     assert issubclass(rp.DegenerateWarning, rp.ResultWarning) and issubclass(rp.ResultWarning, UserWarning)

@@ -172,7 +172,8 @@ def test_experiment_pairs_each_comparison_s_models_with_their_weights():
     (["metric=[cka,svcca]"], "unknown metric 'svcca'; allowed: cka, mknn, ii"),
     (["mknn.k=24"], f"mknn.k must be an integer from 1 to {N - 1} (fewer than the {N} inputs"),
     (["metric=[ii]", "ii.k=0"], "ii.k must be an integer from 1 to"),
-    (["model.image_size=16"], "every model must see the same images, 32 px (dataset.image_size): resnet18 16 px"),
+    (["model.image_size=16"], "every model sees the same images, and the data's are 32x32 (dataset.image_size): "
+                              "resnet18 16x16"),
     (["weights=[none,none,none]"], "weights has 3 entries for 2 models"),
     (["models=[resnet18,resnet9000]"], "unknown model 'resnet9000'; models (conf/model/): hf, mlp, module, resnet10"),
     (["cka.batch_size=5"], "cka.batch_size=5 must divide the 24 images"),

@@ -11,32 +11,36 @@ import torch
 from representation_probe.config import presets
 from representation_probe.data.base import TrainValDataModule
 from representation_probe.data.tensors import TensorDataModule
-from representation_probe.errors import ConfigError
+from representation_probe.data.targets import resized
+from representation_probe.errors import ConfigError, InputWarning, warn
 
 
-def as_datamodule(data, image_size: int | None = None, **options) -> TrainValDataModule:
+def as_datamodule(data, image_size=None, **options) -> TrainValDataModule:
     """`data`: a preset of conf/dataset (patches, digits, noise, folder with root=..., ...; `options` override
-    its settings, and its images come at `image_size`), one of our datamodules as it is, or images as a
-    tensor (N, 3, H, W) in [0, 1] or a pair (images, labels), split by TensorDataModule."""
-    datamodule = _datamodule(data, image_size, **options)
+    its settings, and its images come at `image_size`, a model's pinned size: a side or (height, width)), one
+    of our datamodules as it is, or images as a tensor (N, C, H, W) in [0, 1] or a pair (images, labels), split
+    by TensorDataModule (brought to `image_size` if given: said once)."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size) if image_size else None
+    datamodule = _datamodule(data, size, **options)
     if datamodule.hparams.get("decoder") == "nvjpeg":  # its items are encoded files until a trainer's device
         raise ConfigError("dataset.decoder=nvjpeg decodes training batches on the trainer's device (train); the "
                           "studies read images one by one: use dataset.decoder=torchvision (or pil)")
     return datamodule
 
 
-def _datamodule(data, image_size: int | None = None, **options) -> TrainValDataModule:
+def _datamodule(data, size: tuple[int, int] | None = None, **options) -> TrainValDataModule:
     if isinstance(data, TrainValDataModule):
         return data
     if isinstance(data, Dataset):
         if "_target_" in data.options:  # a composed config: complete as it is
             return _built(dict(data.options))
-        return _datamodule(data.name, data.options.get("image_size", image_size),
-                             **{k: v for k, v in data.options.items() if k != "image_size"})
+        own = data.options.get("image_size")
+        return _datamodule(data.name, (own, own) if own is not None else size,
+                           **{k: v for k, v in data.options.items() if k != "image_size"})
     if isinstance(data, str):
         fields = presets.preset("dataset", data)
-        if image_size is not None and "image_size" in fields:
-            fields["image_size"] = image_size
+        if size is not None and "image_size" in fields and size[0] == size[1]:  # presets make square images
+            fields["image_size"] = size[0]
         unknown = sorted(set(options) - set(fields))
         if unknown:
             raise ConfigError(f"{unknown[0]} is not a setting of the {data} dataset; its settings: {', '.join(fields)}")
@@ -45,11 +49,36 @@ def _datamodule(data, image_size: int | None = None, **options) -> TrainValDataM
             raise ConfigError(f"the {data} dataset needs root=<its directory>")
         return _built(fields)
     if isinstance(data, torch.Tensor):
-        return TensorDataModule(data, **options)
+        return TensorDataModule(sized_images(data, size), **options)
     if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        return TensorDataModule(data[0], data[1], **options)
+        return TensorDataModule(sized_images(data[0], size), data[1], **options)
     raise ConfigError(f"data is a dataset name ({', '.join(presets.names('dataset'))}), a datamodule, an image "
                       f"tensor (N, 3, H, W) or (images, labels); got a {type(data).__name__}")
+
+
+def sized_images(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """Image tensors at a model's pinned size (resized, said once), else as they are."""
+    if size is None or images.ndim != 4 or tuple(images.shape[-2:]) == size:
+        return images
+    warn(f"{len(images)} images resized from {images.shape[-2]}x{images.shape[-1]} to {size[0]}x{size[1]}, the "
+         "model's image_size; load the model without image_size to keep their own size", InputWarning)
+    return resized(images.float(), size)
+
+
+def data_size(datamodule: TrainValDataModule, backbone) -> tuple[int, int]:
+    """The (height, width) a study's model sees the data at: the data's own, which a model's pinned size must be
+    (a preset is made at it, tensors are resized to it; other data of another size is refused naming both)."""
+    image = datamodule.train_set[0][0]
+    own = tuple(image.shape[-2:])
+    pinned = backbone.pinned_size
+    if pinned is not None and pinned != own:
+        raise ConfigError(f"the data's images are {own[0]}x{own[1]} and {backbone.name} takes {pinned[0]}x{pinned[1]} "
+                          "(its image_size): make the data at that size (dataset.image_size) or load the model "
+                          "without image_size")
+    if image.shape[0] != backbone.channels:
+        raise ConfigError(f"the data's images have {image.shape[0]} channel(s) and {backbone.name} reads "
+                          f"{backbone.channels} (dataset.channels, where the dataset has it)")
+    return own
 
 
 def _built(fields: dict) -> TrainValDataModule:

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from representation_probe.api.data import as_datamodule, dataset_label
+from representation_probe.api.data import as_datamodule, data_size, dataset_label
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
@@ -140,14 +140,15 @@ def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_widt
     layers = select_layers(backbone, layers) if layers is not None else list(backbone.probe_points)
     if not layers:
         raise ConfigError(f"{backbone.name} has no probe points: pass decode.layers=[...] (see `layers model=...`)")
+    datamodule = as_datamodule(data, backbone.pinned_size)  # its set-up draws nothing from the global generator
+    datamodule.setup("fit")
+    size = data_size(datamodule, backbone)
     none = eval_images is None or (isinstance(eval_images, (list, tuple, dict)) and not eval_images)
-    targets = {} if none else as_images(eval_images, backbone.image_size)
+    targets = {} if none else as_images(eval_images, size, backbone.channels)
     # the decoders first: caching draws from the global generator (DataLoader seeds), which must not move their init
     with backbone.frozen():  # a user's own module: frozen for the call, then as it was
-        module = DecoderModule(FeatureExtractor(backbone, layers), optimizer_factory(optimizer, lr), mode=mode,
+        module = DecoderModule(FeatureExtractor(backbone, layers, size), optimizer_factory(optimizer, lr), mode=mode,
                                width=width, min_width=min_width, depth=depth)
-        datamodule = as_datamodule(data, backbone.image_size)
-        datamodule.setup("fit")
         train_set, val_set = datamodule.train_set, datamodule.val_set
         selection, held = _split(len(val_set), held_out, seed)
         record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")

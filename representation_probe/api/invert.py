@@ -10,7 +10,7 @@ import torch
 
 from representation_probe import metrics
 from representation_probe.metrics import doubts
-from representation_probe.api.images import as_images, size_of
+from representation_probe.api.images import as_images, call_size, items
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.config.checks import distinct, seed_list
@@ -115,25 +115,24 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
         progress: True for Lightning's progress bar, or report(done, total, metrics) after every batch.
         loggers, callbacks: Lightning loggers (metrics every record_every steps) and callbacks.
     """
-    backbone = as_model(model, size_of(images))
-    if backbone.image_size < metrics.MIN_SSIM_SIZE:
+    backbone = as_model(model)
+    size = call_size(backbone, images)
+    if min(size) < metrics.MIN_SSIM_SIZE:
         raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
-                          f"takes an 11-pixel window), got {backbone.image_size}")
+                          f"takes an 11-pixel window), got {size[0]}x{size[1]}")
     seeds = seed_list(seeds)
     precision = str(_settings(trainer).get("precision", "32-true"))
     if bf16_until is not None and precision != "32-true":
         raise ConfigError(f"inversion.bf16_until switches the steps between bf16 and float32 itself: keep "
                           f"trainer.precision=32-true (got {precision}), or drop bf16_until")
-    layers = chosen_layers(backbone, layer)
-    count = images.shape[0] if isinstance(images, torch.Tensor) and images.dim() == 4 else \
-        len(images) if isinstance(images, (list, tuple, Mapping)) else 1
-    check_fits(backbone.net, backbone.image_size, len(layers) * count * len(seeds), "invert (model.image_size, "
-               "the layers x images x seeds of one batch)", device=_device(trainer))
-    targets = as_images(images, backbone.image_size)
+    layers = chosen_layers(backbone, layer, size)
+    check_fits(backbone.net, size, backbone.channels, len(layers) * len(items(images)) * len(seeds),
+               "invert (model.image_size, the layers x images x seeds of one batch)", device=_device(trainer))
+    targets = as_images(images, size, backbone.channels)
     samples = [Sample(name, image, seed) for name in layers for image in targets for seed in seeds]
     with backbone.frozen():  # a user's own module: frozen for the call, then as it was
         module = InversionModule(
-            embedder=LayerEmbedder(backbone, [s.layer for s in samples]),
+            embedder=LayerEmbedder(backbone, [s.layer for s in samples], size),
             targets=torch.stack([targets[s.image] for s in samples]), samples=samples, steps=steps,
             optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
             init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
@@ -149,7 +148,8 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
         rows = [common | backbone.details | dict(relative_depth=backbone.depth_of(r["layer"])) | r
                 for r in module.results()]
     doubts.say(rows, InversionWarning)
-    arguments = dict(model=backbone.name, weights=backbone.weights, image_size=backbone.image_size,
+    arguments = dict(model=backbone.name, weights=backbone.weights, image_size=size[0] if size[0] == size[1] else
+                     list(size),
                      images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
                      blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,
                      shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer, bf16_until=bf16_until)
@@ -167,8 +167,8 @@ def _device(trainer) -> str:
     return device_of(_settings(trainer).get("accelerator", "cpu"))
 
 
-def chosen_layers(backbone: Backbone, layer) -> list[str]:
-    """The layers `layer` names (see `invert`)."""
+def chosen_layers(backbone: Backbone, layer, size: tuple[int, int] | None = None) -> list[str]:
+    """The layers `layer` names (see `invert`), checked at `size`."""
     if layer is None:  # the family's default: conv4 for ResNets, the last block of a ViT, an MLP's output
         if backbone.default_layer is None:
             raise ConfigError(f"{backbone.name} has no default layer: pass layer=<name> (see `layers model=...`)")
@@ -178,7 +178,7 @@ def chosen_layers(backbone: Backbone, layer) -> list[str]:
     layers = select_layers(backbone, layer)
     if not layers:
         raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
-    nodes = resolve_layers(backbone, layers)  # an unknown name fails here, before any logger or run starts
+    nodes = resolve_layers(backbone, layers, size)  # an unknown name fails here, before any logger or run starts
     distinct("layer", layers)
     distinct("layer (as the graph names it)", [joined(nodes[layer].node, nodes[layer].path) for layer in layers])
     return layers

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
-from representation_probe.api.data import as_datamodule, data_name
+from representation_probe.api.data import as_datamodule, data_name, data_size
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
 from representation_probe.api.seeds import repeat
@@ -78,16 +78,20 @@ def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, op
            callbacks, directory, progress, loggers) -> Probing:
     batch_size = positive_int("probe.batch_size", batch_size)
     L.seed_everything(seed, workers=True, verbose=False)
-    datamodule = as_datamodule(data, getattr(model, "image_size", None))
+    backbone = as_model(model)  # built after seeding (its init_seed resets the generator), before any draw
+    datamodule = as_datamodule(data, backbone.pinned_size)
     datamodule.setup("fit")
+    if datamodule.num_classes < 2:
+        raise ConfigError(f"a probe classifies: its data needs labels of at least two classes, got "
+                          f"{datamodule.num_classes} (pass (images, labels), or a labelled dataset)")
     splits: dict[str, Dataset] = dict(train=datamodule.train_set, val=datamodule.val_set,
                                       test=datamodule.require_test_set())
-    backbone = as_model(model, splits["train"][0][0].shape[-1])
+    size = data_size(datamodule, backbone)
     layers = select_layers(backbone, layers) if layers is not None else list(backbone.probe_points)
     if not layers:
         raise ConfigError(f"{backbone.name} has no probe points; name layers with probe.layers=[...]")
     with backbone.frozen():  # a user's own module: frozen for the call, then as it was
-        embed = PooledFeatures(backbone, layers, pool)
+        embed = PooledFeatures(backbone, layers, pool, size)
         dims = [features.shape[1] for features in embed(splits["train"][0][0][None])]
         # the heads first: caching draws from the global generator (DataLoader seeds), which must not move their init
         module = LinearProbes(layers, dims, datamodule.num_classes, optimizer_factory(optimizer, lr),

@@ -21,11 +21,9 @@ Progress = bool | Callable[..., None]  # True: Lightning's progress bar; a funct
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 
 
-def as_model(model, image_size: int | None = None) -> Backbone:
-    """A loaded model as it is; anything else through rp.load (`image_size` sizes a bare nn.Module)."""
-    if isinstance(model, Backbone):
-        return model
-    return load(model, image_size=image_size) if image_size is not None else load(model)
+def as_model(model) -> Backbone:
+    """A loaded model as it is; anything else through rp.load (its size then follows each call's data)."""
+    return model if isinstance(model, Backbone) else load(model)
 
 
 def make_trainer(trainer: Mapping | Callable | None, *, progress: Progress = False, loggers=(), callbacks=(),

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from representation_probe.api.data import as_datamodule, dataset_label
+from representation_probe.api.data import as_datamodule, dataset_label, sized_images
 from representation_probe.api.results import Result
 from representation_probe.api.runtime import as_model, returns_memory
 from representation_probe.config.checks import positive_int
@@ -96,22 +96,28 @@ def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: s
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     if not models:
         raise ConfigError("models is empty: name one or more models, e.g. models=[resnet18,vit_tiny]")
-    images, label_data, loading = _images(data, models)
+    backbones = [as_model(model) for model in models]
+    pinned = {b.pinned_size: b.name for b in backbones if b.pinned_size is not None}
+    if len(pinned) > 1:
+        raise ConfigError(f"every model sees the same images, and these take different sizes: "
+                          f"{', '.join(f'{name} {h}x{w}' for (h, w), name in pinned.items())}; load them at one "
+                          "image_size, or without one to follow the data")
+    images, label_data, loading = _images(data, next(iter(pinned), None))
     n = len(images)
     cka_batch_size = _check_counts(metrics, n, cka_batch_size, mknn_k, ii_k)
-    size = images[0][0].shape[-1]
-    backbones = [as_model(model, size) for model in models]
-    wrong = [f"{b.name} {b.image_size} px" for b in backbones if b.image_size != size]
+    size = tuple(images[0][0].shape[-2:])
+    wrong = [f"{b.name} {b.pinned_size[0]}x{b.pinned_size[1]}" for b in backbones if b.pinned_size not in (None, size)]
     if wrong:
-        raise ConfigError(f"every model must see the same images, {size} px (dataset.image_size): {', '.join(wrong)}; "
-                          "set model.image_size for all models or dataset.image_size")
+        raise ConfigError(f"every model sees the same images, and the data's are {size[0]}x{size[1]} (dataset."
+                          f"image_size): {', '.join(wrong)}; load the models without image_size, or make the data at "
+                          "theirs")
     with contextlib.ExitStack() as stack:  # users' own modules: frozen for the call, then as they were
         for backbone in backbones:
             stack.enter_context(backbone.frozen())
-        extractors = [FeatureExtractor(b, list(b.probe_points)) for b in backbones]
+        extractors = [FeatureExtractor(b, list(b.probe_points), size) for b in backbones]
         labels = _labels([f"{b.name} {weights_label(b.weights)}" for b in backbones])
         result = Similarity.over(labels, [b.probe_points for b in backbones], pixels)
-        dims = dimensions(extractors, size, pool, pixels)
+        dims = dimensions(extractors, size, images[0][0].shape[0], pool, pixels)
         if "cka" in metrics and cka_batch_size is None and gram_bytes(n, len(dims)) > memory_gb * GIB:
             raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
                               f"matrices (memory_gb={memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
@@ -125,7 +131,8 @@ def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: s
                                spill=(Path(spill) if spill else Path(scratch) / "features") if on_disk else None)
         result.matrices = {metric: matrix.numpy() for metric, matrix in matrices.items()}
     seconds = time.perf_counter() - start
-    common = dict(command="similarity", images=n, pool=pool, **label_data, image_size=size,
+    common = dict(command="similarity", images=n, pool=pool, **label_data, image_size=size[0] if size[0] == size[1]
+                  else list(size),
                   file=RunDir("").similarity_file.name, seconds=round(seconds, 3))
     profiles = result.profiles()
     rows = []
@@ -140,12 +147,13 @@ def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: s
     return Comparison(rows=rows, config=arguments, similarity=result)
 
 
-def _images(data, models) -> tuple:
-    """The images every model sees, how the rows name their source, and how to load them."""
+def _images(data, size: tuple[int, int] | None) -> tuple:
+    """The images every model sees (at `size`, the models' pinned size, if any), how the rows name their source,
+    and how to load them."""
     if isinstance(data, torch.Tensor):
-        return (TensorDataset(data.float(), torch.zeros(len(data))), dict(dataset="tensors", dataset_seed=None),
+        data = sized_images(data.float(), size)  # resized (said) when a model is pinned to a size
+        return (TensorDataset(data, torch.zeros(len(data))), dict(dataset="tensors", dataset_seed=None),
                 dict(batch_size=64, workers=0))
-    size = next((m.image_size for m in models if hasattr(m, "image_size")), None)
     datamodule = as_datamodule(data, size)
     datamodule.setup("validate")
     h = datamodule.hparams

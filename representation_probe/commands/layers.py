@@ -15,7 +15,8 @@ def run(cfg: DictConfig) -> None:
     points = backbone.probe_points
     width = max(map(len, layers))
     aliases = " (paper aliases first)" if backbone.aliases else ""
-    print(f"# {backbone.name} ({backbone.family.name} family) at {backbone.image_size} px")
+    height, width = backbone.input_size
+    print(f"# {backbone.name} ({backbone.family.name} family) at {height}x{width} px")
     print(f"# probe points with their relative depth, then every other layer{aliases}; where a module returns a "
           "container, the element its layer reads (<layer>:<element> picks another)")
     for name, layer in layers.items():

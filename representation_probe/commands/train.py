@@ -48,8 +48,8 @@ def run(cfg: DictConfig) -> float:
         raise ConfigError(f"train takes the head's size from the dataset ({datamodule.num_classes} classes); "
                           f"remove model.num_classes={cfg.model.num_classes}")
     backbone = load(arguments(cfg.model) | dict(num_classes=datamodule.num_classes))
-    check_fits(backbone.net, cfg.dataset.image_size, cfg.dataset.batch_size, "train (dataset.image_size, "
-               "dataset.batch_size)", device=device_of(cfg.trainer.get("accelerator")))
+    check_fits(backbone.net, cfg.dataset.image_size, backbone.channels, cfg.dataset.batch_size,
+               "train (dataset.image_size, dataset.batch_size)", device=device_of(cfg.trainer.get("accelerator")))
     module = instantiate(cfg.classifier, net=backbone.net, num_classes=datamodule.num_classes,
                          normalize=backbone.normalize)
     if resume.checkpoint is not None:

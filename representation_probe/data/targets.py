@@ -16,12 +16,22 @@ SAMPLES = ("astronaut", "camera", "cat", "chelsea", "coffee", "coins", "colorwhe
            "immunohistochemistry", "moon", "retina", "rocket")
 
 
-def load_target(image: str, size: int) -> torch.Tensor:
-    """A (3, size, size) float tensor in [0, 1]: shorter side resized to size, then centre-cropped."""
+def load_target(image: str, size: int | tuple[int, int]) -> torch.Tensor:
+    """A (3, height, width) float tensor in [0, 1] at `size` (a side or (height, width)): see `resized`."""
     pil = _sample(image) if image in SAMPLES else _file(image)
-    tensor = TF.pil_to_tensor(rgb(pil)).float() / 255
-    tensor = TF.resize(tensor, size, antialias=True)
-    return TF.center_crop(tensor, size).clamp(0, 1)
+    return resized(TF.pil_to_tensor(rgb(pil)).float() / 255, size)
+
+
+def resized(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """`image` (C, H, W) scaled to cover `size` (a side or (height, width)), its aspect kept, then centre-cropped
+    to it; values clipped to [0, 1]."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    height, width = image.shape[-2:]
+    if (height, width) == size:
+        return image.clamp(0, 1)
+    scale = max(size[0] / height, size[1] / width)
+    cover = [max(size[0], round(height * scale)), max(size[1], round(width * scale))]
+    return TF.center_crop(TF.resize(image, cover, antialias=True), list(size)).clamp(0, 1)
 
 
 def load_targets(images: list[str], size: int) -> dict[str, torch.Tensor]:

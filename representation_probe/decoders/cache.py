@@ -71,8 +71,8 @@ def _why_not(datamodule, module: DecoderModule, images: int, processes: int, dty
 
 def bytes_per_image(module: DecoderModule, dtype: torch.dtype) -> int:
     """One cached item: every layer's grid in `dtype`, the image in float32, an int64 label."""
-    side = module.features.backbone.image_size
-    return sum(math.prod(shape) for shape in module.shapes.values()) * dtype.itemsize + 3 * side * side * 4 + 8
+    pixels = module.features.backbone.channels * math.prod(module.features.size)
+    return sum(math.prod(shape) for shape in module.shapes.values()) * dtype.itemsize + pixels * 4 + 8
 
 
 def memory() -> int:

@@ -15,11 +15,11 @@ CONDITIONS = {"hue_0": ("set", 0.0), "hue_60": ("set", 1 / 6), "hue_120": ("set"
 SATURATED = 0.25  # object pixels whose hue means something
 
 
-def shapes(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(count, 3, size, size) images of 2-4 coloured shapes on white, in [0, 1], and their object masks."""
+def shapes(count: int, size: tuple[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(count, 3, height, width) images of 2-4 coloured shapes on white, in [0, 1], and their object masks."""
     images, masks = [], []
     for i in range(count):
-        image, _ = random_shapes((size, size), max_shapes=4, min_shapes=2, min_size=max(3, size // 6),
+        image, _ = random_shapes(tuple(size), max_shapes=4, min_shapes=2, min_size=max(3, min(size) // 6),
                                  channel_axis=-1, allow_overlap=False, rng=np.random.default_rng((seed, i)))
         images.append(torch.from_numpy(image).permute(2, 0, 1).float() / 255)
         masks.append(torch.from_numpy((image != 255).any(axis=-1)))

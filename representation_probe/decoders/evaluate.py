@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from representation_probe import metrics
 from representation_probe.decoders import colour
 from representation_probe.decoders.module import DecoderModule
+from representation_probe.errors import ConfigError
 
 HELD_OUT = "held-out"  # summary rows of the held-out split carry this in place of an image name
 
@@ -59,7 +60,10 @@ def colour_study(module: DecoderModule, count: int, seed: int) -> tuple[list[dic
     """Per (condition, layer): how much of the recolouring of `count` shapes images survives in the
     direct decoders' reconstructions; and for the first image, its perturbations and their
     reconstructions per layer (condition -> (1 + layers, 3, H, W)) for a picture."""
-    images, masks = colour.shapes(count, module.features.backbone.image_size, seed)
+    if module.features.backbone.channels != 3:
+        raise ConfigError(f"the colour study recolours RGB images, and {module.features.backbone.name} reads "
+                          f"{module.features.backbone.channels} channel(s): pass decode.colour_images=0")
+    images, masks = colour.shapes(count, module.features.size, seed)
     rows, examples = [], {}
     for condition in colour.CONDITIONS:
         perturbed = colour.perturb(images, masks, condition)

@@ -37,18 +37,19 @@ class DecoderModule(L.LightningModule):
         object.__setattr__(self, "features", features)
         self.mode, self.optimizer_factory = mode, optimizer
         self.layers = list(features.nodes)  # input to output
-        size = features.backbone.image_size
+        size, channels = features.size, features.backbone.channels
         with torch.no_grad():
-            shapes = {layer: tuple(grid.shape[1:]) for layer, grid in self.grids(torch.zeros(1, 3, size, size)).items()}
+            blank = torch.zeros(1, channels, *size)
+            shapes = {layer: tuple(grid.shape[1:]) for layer, grid in self.grids(blank).items()}
         self.shapes = shapes
         options = dict(width=width, min_width=min_width, depth=depth)
-        self.direct = nn.ModuleDict({_key(layer): Decoder(shapes[layer][0], shapes[layer][1], 3, size, **options)
-                                     for layer in self.layers})
+        self.direct = nn.ModuleDict({_key(layer): Decoder(shapes[layer][0], shapes[layer][1:], channels, size,
+                                                          **options) for layer in self.layers})
         self.stages = nn.ModuleDict()
         if mode == "chained":
             for previous, layer in zip(self.layers, self.layers[1:]):
-                (channels, side), (out_channels, out_side) = shapes[layer][:2], shapes[previous][:2]
-                self.stages[_key(layer)] = Decoder(channels, side, out_channels, out_side, image=False, **options)
+                self.stages[_key(layer)] = Decoder(shapes[layer][0], shapes[layer][1:], shapes[previous][0],
+                                                   shapes[previous][1:], image=False, **options)
 
     # ---- the frozen forward ----------------------------------------------------------------------
     @torch.no_grad()

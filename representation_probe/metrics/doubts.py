@@ -8,12 +8,10 @@ with the project's classes (errors.py), which the command line logs; the report 
 from __future__ import annotations
 
 import math
-import sys
-import warnings
 
 import torch
 
-from representation_probe.errors import ResultWarning
+from representation_probe.errors import ResultWarning, warn
 
 DEAD = 1e-6  # a unit whose value varies less than this over the test set is dead (a ReLU at 0) or constant
 NEVER_FELL = 0.98  # a loss whose best value stays above this share of its first never left its start
@@ -31,15 +29,7 @@ def say(rows: list[dict], category: type[ResultWarning]) -> None:
         name = " ".join([row.get("command", "run"), *(f"{key} {row[key]}" if key == "seed" else str(row[key])
                                                       for key in NAMED_BY if row.get(key) is not None)])
         for warning in row.get("warnings") or []:
-            warnings.warn(f"{name}: {warning}", category, stacklevel=_outside())
-
-
-def _outside() -> int:
-    """The stack level of the first frame outside representation_probe, as seen from warnings.warn in `say`."""
-    frame, level = sys._getframe(2), 2  # say's caller
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("representation_probe"):
-        frame, level = frame.f_back, level + 1
-    return level
+            warn(f"{name}: {warning}", category)
 
 
 # ---- inversion ----------------------------------------------------------------------------------------------

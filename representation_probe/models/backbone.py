@@ -25,17 +25,27 @@ class Backbone:
 
     What `rp.load` returns. Layers are FX graph nodes where torch.fx traces the network, else its
     dotted `named_modules` names (read with forward hooks that never outlive a forward).
+
+    Its size: `image_size` is one the user pinned (every call brings its images to it), else the network's own
+    if it takes no other (a ViT's position embeddings), else None: each call follows its data, and named
+    images or files come at `natural_size` (the preset's, the Hugging Face config's, else 224).
     """
 
     name: str
     family: Family
     net: nn.Module
-    image_size: int
+    image_size: int | tuple[int, int] | None  # pinned: (height, width), or a side; None: follows the data
     normalize: Normalization  # 'none' (raw [0, 1] pixels, as in the paper), 'imagenet' or (mean, std)
     weights: str = "none"  # as given: none, imagenet, a version, a file, or pretrained (Hugging Face)
     points: list[str] | None = None  # probe points the user named; None: the family's
     borrowed: bool = False  # `net` is the user's own module: frozen only while a study uses it
+    natural_size: tuple[int, int] = (224, 224)  # for named images and files when nothing else decides
     _frozen: int = field(default=0, repr=False)  # depth of nested `frozen()` blocks
+
+    def __repr__(self) -> str:
+        size = "x".join(map(str, self.pinned_size)) + " px" if self.pinned_size else "follows the data"
+        return (f"Model({self.name}, {self.family.name} family, weights {self.weights}, {size}, normalize "
+                f"{self.normalize if isinstance(self.normalize, str) else 'custom'})")
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[nn.Module]:
@@ -112,9 +122,16 @@ class Backbone:
         return self.family.details(self.net)
 
     @property
+    def pinned_size(self) -> tuple[int, int] | None:
+        """(height, width) every call's images are brought to: the user's, else one the network takes alone."""
+        if self.image_size is not None:
+            return as_pair(self.image_size)
+        return self.family.fixed_size(self.net)
+
+    @property
     def input_size(self) -> tuple[int, int]:
-        """(height, width) of the images its layers are measured at."""
-        return (self.image_size, self.image_size)
+        """(height, width) of the images its layers are listed at when no data says otherwise."""
+        return self.pinned_size or self.natural_size
 
     @cached_property
     def channels(self) -> int:
@@ -162,12 +179,20 @@ class Backbone:
                               f"{str(err).splitlines()[0] if str(err) else ''}); is image_size right?") from None
 
 
+def as_pair(size) -> tuple[int, int]:
+    """A side or (height, width) as (height, width), each a positive integer."""
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    if len(pair) != 2:
+        raise ConfigError(f"model.image_size is a side or [height, width], got {size!r}")
+    return tuple(positive_int("model.image_size", side) for side in pair)
+
+
 def create_model(
     family: str,
     name: str,
     weights: str = "none",
     normalize: Normalization = "none",
-    image_size: int = 224,
+    image_size: int | tuple[int, int] = 224,
     init_seed: int = 0,
     num_classes: int | None = None,
     trainable: bool = False,
@@ -181,7 +206,7 @@ def create_model(
         weights: 'none' (random init from init_seed), 'imagenet' or a version such as IMAGENET1K_V1, or a
             path to a state_dict or to a Lightning checkpoint of ours.
         normalize: input normalisation inside the forward map: 'none', 'imagenet' or (mean, std).
-        image_size: side of the square input in pixels.
+        image_size: side of the square input in pixels: pinned (rp.load unpins a size the user did not give).
         init_seed: seed of the random initialisation, so untrained models are reproducible.
         num_classes: size of the classifier head; None takes it from the weights file, else the family's.
         trainable: leave the weights trainable (training) instead of frozen (probing).
@@ -189,7 +214,7 @@ def create_model(
     """
     kind = get_family(family)
     normalize = check_normalize(normalize)
-    positive_int("model.image_size", image_size)
+    as_pair(image_size)  # a positive side or (height, width)
     _check_options(kind, options)
     weights = str(weights)
     state = None if is_named(weights) else read_weights(weights)
@@ -199,7 +224,8 @@ def create_model(
     net = kind.build(name, "none" if state is not None else weights, num_classes, image_size, **options)
     if state is not None:
         load_state(net, state, weights, name)
-    return Backbone(name, kind, net if trainable else freeze(net), image_size, normalize, weights)
+    return Backbone(name, kind, net if trainable else freeze(net), image_size, normalize, weights,
+                    natural_size=as_pair(image_size))
 
 
 def _check_options(kind: Family, options: dict) -> None:

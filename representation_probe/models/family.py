@@ -52,13 +52,18 @@ class Family:
         off the layer shapes)."""
         return 0
 
-    def expected_normalize(self, net: nn.Module, weights: str):
-        """The normalisation `weights` were trained with ('imagenet', (mean, std)), or None if unknown."""
+    def expected_normalize(self, net: nn.Module):
+        """The normalisation the architecture's input pipeline applies ('imagenet', (mean, std)), whatever its
+        weights, or None if unknown (`normalize="auto"`)."""
         return None
 
     def details(self, net: nn.Module) -> dict:
         """Architecture facts worth a column in summary.json (an MLP's widths)."""
         return {}
+
+    def fixed_size(self, net: nn.Module) -> tuple[int, int] | None:
+        """(height, width) if the network takes images of that size only (None: any size)."""
+        return None
 
     def channels(self, net: nn.Module) -> int | None:
         """Colour channels the network reads, where the family knows (None: its first convolution's)."""

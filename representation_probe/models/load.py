@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 import torchvision
 from torch import nn
 
 from representation_probe.config import presets
 from representation_probe.errors import ConfigError
-from representation_probe.models.backbone import Backbone, create_model, freeze
+from representation_probe.models.backbone import Backbone, as_pair, create_model, freeze
 from representation_probe.models.families import resnet, vit
 from representation_probe.models.families.hf import default_size
 from representation_probe.models.family import get_family
@@ -25,7 +27,7 @@ FORMS = ("a preset ({}), 'timm/<name>', 'torchvision/<name>', 'hf/<repository or
          "a transformers config, or an nn.Module")
 
 
-def load(spec, *, weights: str | None = None, image_size: int | None = None, normalize="auto",
+def load(spec, *, weights: str | None = None, image_size: int | tuple[int, int] | None = None, normalize="auto",
          name: str | None = None, probe_points: list | None = None, init_seed: int = 0,
          num_classes: int | None = None, **options) -> Backbone:
     """A model ready to probe: frozen (eval, no weight gradients, no in-place ops), its normalisation inside
@@ -39,8 +41,12 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
         weights: none (random, from init_seed), imagenet or a torchvision version (IMAGENET1K_V1), a file
             (a state_dict or one of our checkpoints); Hugging Face: pretrained (its default) or none. None:
             the preset's, else none; an nn.Module keeps its own.
-        image_size: side of the square input; None: the preset's, the Hugging Face config's, else 224.
-        normalize: 'auto' (what the weights were trained with, where known; else the preset's, else none),
+        image_size: a side or (height, width) that every study brings its images to (a resize is said once,
+            as an rp.InputWarning). None: each study follows its data (tensors at their own size, non-square
+            ones too; a dataset at its own), and named images or files come at the preset's size, the Hugging
+            Face config's, else 224; a network that takes one size only (a ViT) takes that one.
+        normalize: 'auto' (a preset's own; else what the architecture expects, however it is passed: ImageNet
+            statistics for torchvision's and timm's classifiers, a Hugging Face image processor's; else none),
             'none', 'imagenet' or (mean, std): applied inside the forward map, never to your images.
         name: the label results carry (default: the model's name).
         probe_points: the layers a study walks (names or modules); default: the family's, or for any
@@ -68,15 +74,13 @@ def load(spec, *, weights: str | None = None, image_size: int | None = None, nor
     fields = model_config(spec)
     if weights is not None:
         fields["weights"] = weights
-    if image_size is not None:
-        fields["image_size"] = image_size
-    if fields["family"] == "hf" and image_size is None:
-        fields.pop("image_size", None)
-    preset_normalize = fields.pop("normalize", "none")
-    fields |= dict(init_seed=init_seed, num_classes=num_classes) | options
-    if "image_size" not in fields:  # a Hugging Face model's own size
-        fields["image_size"] = _hf_size(fields["name"])
+    preset_size, preset_normalize = fields.pop("image_size", None), fields.pop("normalize", None)
+    natural = preset_size or (_hf_size(fields["name"]) if fields["family"] == "hf" else 224)
+    pinned = as_pair(image_size) if image_size is not None else None
+    built = (pinned[0] if pinned[0] == pinned[1] else pinned) if pinned else natural  # a ViT's grid is built in
+    fields |= dict(init_seed=init_seed, num_classes=num_classes, image_size=built) | options
     backbone = create_model(normalize="none", **fields)
+    backbone.image_size, backbone.natural_size = pinned, as_pair(natural)
     backbone.normalize = _normalization(backbone, normalize, preset_normalize)
     if name is not None or fields["family"] == "hf" or "/" not in spec:  # a preset: its name ("vit_tiny")
         backbone.name = name or (Path(fields["name"]).name if fields["family"] == "hf" else spec)
@@ -145,11 +149,13 @@ def _hf_size(name: str) -> int:
     return size if isinstance(size, int) else 224
 
 
-def _normalization(backbone: Backbone, normalize, fallback):
+def _normalization(backbone: Backbone, normalize, preset=None):
+    """`normalize` as given; 'auto': a preset's own (the paper's ResNets read raw pixels), else what the
+    architecture expects (its family says: the same however the model was passed), else none."""
     if normalize != "auto":
         return check_normalize(normalize)
-    expected = backbone.family.expected_normalize(backbone.net, backbone.weights)
-    return check_normalize(expected if expected is not None else fallback)
+    expected = preset if preset is not None else backbone.family.expected_normalize(backbone.net)
+    return check_normalize(expected if expected is not None else "none")
 
 
 def _from_module(module: nn.Module, image_size: int | None, normalize, name: str | None, probe_points,
@@ -157,12 +163,44 @@ def _from_module(module: nn.Module, image_size: int | None, normalize, name: str
     """Any nn.Module with its own weights, the user's borrowed (frozen while a study runs); a torchvision ResNet
     or ViT, a timm or a transformers model gets its family's layer names and probe points."""
     family = get_family(_family_of(module))
-    size = image_size or (default_size(module) if family.name == "hf" else None) or 224
-    backbone = Backbone(name or type(module).__name__, family, module, size, "none", "given", borrowed=borrowed)
-    backbone.normalize = _normalization(backbone, normalize, "none")
+    natural = (default_size(module) if family.name == "hf" else None) or 224
+    backbone = Backbone(name or module_name(module), family, module, as_pair(image_size) if image_size else None,
+                        "none", "given", borrowed=borrowed, natural_size=(natural, natural))
+    backbone.normalize = _normalization(backbone, normalize)
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
     return backbone
+
+
+def module_name(module: nn.Module) -> str:
+    """What results call a module: torchvision's builder name (resnet18, not ResNet), timm's architecture, a
+    Hugging Face model's repository or directory (else its model type), else its class."""
+    if type(module).__module__.startswith("torchvision.models."):
+        return _torchvision_name(module) or type(module).__name__
+    architecture = (getattr(module, "pretrained_cfg", None) or {}).get("architecture")
+    config = getattr(module, "config", None)
+    hf = config is not None and (Path(config.name_or_path).name if getattr(config, "name_or_path", "") else
+                                 getattr(config, "model_type", None))
+    return architecture or hf or type(module).__name__
+
+
+@functools.cache
+def _torchvision_builder(cls: type, shapes: tuple) -> str | None:
+    """The torchvision builder of `cls` whose parameters have these shapes (its head may be of another size)."""
+    for name in torchvision.models.list_models(module=torchvision.models):
+        if torchvision.models.get_model_builder(name).__module__ != cls.__module__:
+            continue
+        with torch.device("meta"):  # built without memory or initialisation cost
+            candidate = torchvision.models.get_model(name, weights=None)
+        theirs = tuple((k, tuple(v.shape)) for k, v in candidate.state_dict().items())
+        if type(candidate) is cls and [k for k, _ in theirs] == [k for k, _ in shapes] and all(
+                a == b or (a[:1] == (1000,) and a[1:] == b[1:]) for (_, a), (_, b) in zip(theirs, shapes)):
+            return name
+    return None
+
+
+def _torchvision_name(module: nn.Module) -> str | None:
+    return _torchvision_builder(type(module), tuple((k, tuple(v.shape)) for k, v in module.state_dict().items()))
 
 
 def _family_of(module: nn.Module) -> str:

@@ -11,9 +11,9 @@ from representation_probe.models import Backbone, FeatureExtractor, pool, prefix
 class PooledFeatures(nn.Module):
     """images -> [(B, D_l) for each layer]: one truncated forward of the frozen backbone, then `pool`."""
 
-    def __init__(self, backbone: Backbone, layers: list[str], how: str = "mean"):
+    def __init__(self, backbone: Backbone, layers: list[str], how: str = "mean", size: tuple[int, int] | None = None):
         super().__init__()
-        self.extractor = FeatureExtractor(backbone, layers)
+        self.extractor = FeatureExtractor(backbone, layers, size)
         self.layers, self.how, self.prefix_tokens = list(layers), how, prefix_tokens(backbone)
 
     @torch.no_grad()

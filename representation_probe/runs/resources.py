@@ -43,9 +43,11 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def activation_bytes(net: nn.Module, image_size: int) -> int | None:
-    """Bytes of every module's output for one image of `image_size` pixels a side; None if unmeasurable."""
-    small = min(image_size, PROBE_SIZE)
+def activation_bytes(net: nn.Module, size: tuple[int, int], channels: int = 3) -> int | None:
+    """Bytes of every module's output for one image of (height, width) pixels; None if unmeasurable."""
+    height, width = size
+    scale = min(1.0, PROBE_SIZE / min(height, width))
+    small = (max(1, round(height * scale)), max(1, round(width * scale)))
     total = [0]
 
     def count(module, inputs, output):
@@ -59,14 +61,14 @@ def activation_bytes(net: nn.Module, image_size: int) -> int | None:
     was_training = net.training
     net.eval()  # BatchNorm takes one image
     try:
-        for size in (small, image_size) if PROBE_SIZE < image_size <= MEASURE_UP_TO else (small,):
+        for measured in (small, size) if small != size and max(size) <= MEASURE_UP_TO else (small,):
             total[0] = 0
             try:
                 with torch.no_grad():
-                    net(torch.zeros(1, 3, size, size, device=device))
+                    net(torch.zeros(1, channels, *measured, device=device))
             except Exception:  # noqa: BLE001 - a model that takes only its own size: that one, if small
                 continue
-            return int(total[0] * (image_size / size) ** 2)
+            return int(total[0] * (height * width) / (measured[0] * measured[1]))
         return None
     finally:
         net.train(was_training)
@@ -74,18 +76,20 @@ def activation_bytes(net: nn.Module, image_size: int) -> int | None:
             hook.remove()
 
 
-def check_fits(net: nn.Module, image_size: int, images: int, what: str, device="cpu") -> None:
-    """A ConfigError with the estimate if `images` images of `image_size` px cannot be inverted or trained
-    through `net` in the memory there is (`what` names the settings to change)."""
-    per_image = activation_bytes(net, image_size)
+def check_fits(net: nn.Module, size: int | tuple[int, int], channels: int, images: int, what: str,
+               device="cpu") -> None:
+    """A ConfigError with the estimate if `images` images of `size` (a side or (height, width)) cannot be
+    inverted or trained through `net` in the memory there is (`what` names the settings to change)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    per_image = activation_bytes(net, (height, width), channels)
     if per_image is None:
         return
-    needed = 2 * per_image * images + 4 * 3 * image_size**2 * images  # activations, their gradients, the input
+    needed = 2 * per_image * images + 4 * channels * height * width * images  # activations, gradients, input
     free = available_bytes(device)
     if needed > free:
-        raise ConfigError(f"{what}: {images} image(s) of {image_size} x {image_size} px need about "
+        raise ConfigError(f"{what}: {images} image(s) of {height} x {width} px need about "
                           f"{needed / 2**30:.1f} GiB through this model (activations and their gradients, "
-                          f"measured at {min(image_size, PROBE_SIZE)} px and scaled), and {free / 2**30:.1f} GiB "
+                          f"measured at {min(height, width, PROBE_SIZE)} px and scaled), and {free / 2**30:.1f} GiB "
                           "are available; use a smaller size or fewer images")
 
 

@@ -44,6 +44,7 @@ class RunDir:
     decoders = property(lambda self: self.path / "decoders.ckpt")  # the best decoders, for reuse
     similarity_file = property(lambda self: self.path / "similarity.npz")  # every layer x layer matrix
     features = property(lambda self: self.path / "features")  # scratch: features too large for memory
+    features_file = property(lambda self: self.path / "features.pt")  # extract: layer -> tensor, and labels
     reconstructions = property(lambda self: self.images / "reconstructions.png")  # test images over their D(E(x))
 
     def figure(self, name: str) -> Path:
@@ -145,8 +146,9 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def write_png(path: Path, image: torch.Tensor) -> None:
-    """A (3, H, W) tensor in [0, 1] (values outside are clipped) as an 8-bit PNG."""
+    """A (3, H, W) or (1, H, W) tensor in [0, 1] (values outside are clipped) as an 8-bit PNG."""
     array = (image.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    array = array[..., 0] if array.shape[-1] == 1 else array  # grey
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG", compress_level=1)  # 4x faster than 6, ~6% larger
     write_atomic(path, buffer.getvalue())

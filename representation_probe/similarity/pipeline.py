@@ -67,10 +67,11 @@ def vectors(extractors: list[FeatureExtractor], images: torch.Tensor, how: str, 
     return out
 
 
-def dimensions(extractors: list[FeatureExtractor], image_size: int, how: str, pixels: bool) -> list[int]:
+def dimensions(extractors: list[FeatureExtractor], size: tuple[int, int], channels: int, how: str,
+               pixels: bool) -> list[int]:
     """The width of every representation, from one blank image: also fails early on a pool that does not
     fit a layer (cls on a spatial map, say)."""
-    return [v.shape[1] for v in vectors(extractors, torch.zeros(1, 3, image_size, image_size), how, pixels)]
+    return [v.shape[1] for v in vectors(extractors, torch.zeros(1, channels, *size), how, pixels)]
 
 
 class FeatureStore:

@@ -56,10 +56,17 @@ class HuggingFace(Family):
     def prefix_tokens(self, net: nn.Module) -> None:
         return None  # read off the layer shapes: a class token, registers, or none (ConvNeXt)
 
+    def fixed_size(self, net: nn.Module) -> tuple[int, int] | None:
+        """A transformer whose position embeddings are for the config's grid (ViT, DeiT, BEiT) takes that size."""
+        if not any("position_embedding" in name for name, _ in net.named_parameters()):
+            return None
+        size = default_size(net)
+        return (size, size) if size else None
+
     def channels(self, net: nn.Module) -> int | None:
         return getattr(getattr(net, "config", None), "num_channels", None)
 
-    def expected_normalize(self, net: nn.Module, weights: str):
+    def expected_normalize(self, net: nn.Module):
         """The mean and std of the model's image processor, where its preprocessor_config.json is at hand."""
         config = _processor_config(getattr(net, "name_or_path", "") or "")
         if config and "image_mean" in config and "image_std" in config:

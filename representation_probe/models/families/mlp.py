@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -35,6 +36,13 @@ class MLP(Family):
 
     def probe_points(self, net: nn.Sequential) -> list[str]:
         return [name for name, module in net.named_children() if isinstance(module, nn.Linear)]
+
+    def fixed_size(self, net: nn.Sequential) -> tuple[int, int]:
+        side = math.isqrt(next(m for m in net.children() if isinstance(m, nn.Linear)).in_features // 3)
+        return (side, side)  # fc1 reads the flattened 3 x side x side image
+
+    def channels(self, net: nn.Sequential) -> int:
+        return 3
 
     def default_layer(self, net: nn.Sequential) -> str:
         return list(net._modules)[-1]  # the MLP's output, after the last activation if any

@@ -55,5 +55,5 @@ class ResNet(Family):
     def default_layer(self, net: nn.Module) -> str:
         return "conv4"  # the paper's running example
 
-    def expected_normalize(self, net: nn.Module, weights: str) -> str | None:
-        return "imagenet" if weights != "none" else None
+    def expected_normalize(self, net: nn.Module) -> str:
+        return "imagenet"  # torchvision's classifiers read ImageNet-normalised images, trained or not

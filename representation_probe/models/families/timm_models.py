@@ -46,13 +46,21 @@ class Timm(Family):
     def probe_points(self, net: nn.Module) -> list[str]:
         return [info["module"] for info in getattr(net, "feature_info", [])]
 
+    def fixed_size(self, net: nn.Module) -> tuple[int, int] | None:
+        """A transformer built for one grid (its patch embedding checks the size) takes that size only."""
+        embed = getattr(net, "patch_embed", None)
+        size = getattr(embed, "img_size", None)
+        if size is None or not getattr(embed, "strict_img_size", False) or getattr(embed, "dynamic_img_pad", False):
+            return None
+        return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
     def prefix_tokens(self, net: nn.Module) -> int:
         return getattr(net, "num_prefix_tokens", 0)  # class and register tokens of timm's ViTs
 
-    def expected_normalize(self, net: nn.Module, weights: str):
-        """The mean and std timm's pretrained config gives the model's weights."""
+    def expected_normalize(self, net: nn.Module):
+        """The mean and std of the model's pretrained config (timm keeps one for untrained models too)."""
         cfg = getattr(net, "pretrained_cfg", None) or {}
-        return (tuple(cfg["mean"]), tuple(cfg["std"])) if weights != "none" and "mean" in cfg else None
+        return (tuple(cfg["mean"]), tuple(cfg["std"])) if "mean" in cfg else None
 
     def tracer_kwargs(self) -> dict:
         """timm's own leaf modules and functions not to trace (what timm.models.create_feature_extractor uses)."""

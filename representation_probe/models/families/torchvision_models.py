@@ -33,5 +33,5 @@ class Torchvision(Family):
     def probe_points(self, net: nn.Module) -> list[str]:
         return block_names(net)
 
-    def expected_normalize(self, net: nn.Module, weights: str) -> str | None:
-        return "imagenet" if weights != "none" else None
+    def expected_normalize(self, net: nn.Module) -> str:
+        return "imagenet"  # torchvision's classifiers read ImageNet-normalised images, trained or not

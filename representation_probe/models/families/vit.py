@@ -44,8 +44,11 @@ class ViT(Family):
     def probe_points(self, net: VisionTransformer) -> list[str]:
         return list(self.aliases(net))
 
+    def fixed_size(self, net: VisionTransformer) -> tuple[int, int]:
+        return (net.image_size, net.image_size)  # its position embeddings are for this grid
+
     def prefix_tokens(self, net: VisionTransformer) -> int:
         return 1  # the class token
 
-    def expected_normalize(self, net: nn.Module, weights: str) -> str | None:
-        return "imagenet" if weights != "none" else None
+    def expected_normalize(self, net: nn.Module) -> str:
+        return "imagenet"  # torchvision's classifiers read ImageNet-normalised images, trained or not
