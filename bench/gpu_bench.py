@@ -72,7 +72,7 @@ def inversion(device: str, size: int, batch: int, steps: int, precision: str) ->
 
     with tempfile.TemporaryDirectory() as out_dir:
         cfg, _ = compose_invert([*trainer_overrides(device), f"trainer.precision={precision}", f"model.image_size={size}",
-                                 f"layer=[{','.join(LAYERS)}]", f"seed=[{','.join(map(str, range(batch)))}]",
+                                 f"layers=[{','.join(LAYERS)}]", f"seed=[{','.join(map(str, range(batch)))}]",
                                  f"inversion.steps={steps}", "logger=csv", "+trainer.enable_progress_bar=false"], out_dir)
     clock = Steady()
     samples = [Sample(layer, "chelsea", seed) for layer in LAYERS for seed in range(batch)]

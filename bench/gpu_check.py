@@ -46,7 +46,7 @@ def steps(device: str, gpus: int, folder: Path) -> list[Step]:
     train = ["model=resnet18", "dataset=noise", f"dataset.image_size={size}", "dataset.classes=10",
              f"dataset.count={4096 if gpu else 64}", f"dataset.val_count={512 if gpu else 16}",
              f"dataset.batch_size={256 if gpu else 16}", "dataset.workers=0", "trainer.max_epochs=2", "logger=csv"]
-    invert = ["model=resnet50", "layer=probe_points", "image=[chelsea,astronaut]", "logger=csv", trainer,
+    invert = ["model=resnet50", "layers=probe_points", "images=[chelsea,astronaut]", "logger=csv", trainer,
               f"model.image_size={128 if gpu else 32}", f"inversion.steps={200 if gpu else 4}"]
     data = ["dataset=patches", f"dataset.image_size={32 if gpu else 16}", f"dataset.count={2048 if gpu else 96}",
             f"dataset.val_count={256 if gpu else 32}", f"dataset.batch_size={128 if gpu else 32}", "dataset.workers=0",
@@ -66,7 +66,7 @@ def steps(device: str, gpus: int, folder: Path) -> list[Step]:
                                   "eval_images=[chelsea]"]),
         Step("probe", "probe", ["model=resnet18", *data, trainer, f"trainer.max_epochs={20 if gpu else 2}",
                                 f"dataset.test_count={512 if gpu else 32}"]),
-        Step("similarity", "similarity", [*data, "models=[resnet18,vit_tiny]", "metric=[cka,mknn,ii]", "mknn.k=3"]),
+        Step("similarity", "similarity", [*data, "models=[resnet18,vit_tiny]", "metrics=[cka,mknn,ii]", "mknn_k=3"]),
         Step("train_folder_nvjpeg", "train", ["model=resnet18", "dataset=imagenet", f"dataset.root={folder}",
                                               "dataset.decoder=nvjpeg", f"dataset.image_size={size * 2}",
                                               f"dataset.batch_size={128 if gpu else 16}", "dataset.workers=2",

@@ -45,7 +45,7 @@ FLAT = 0.05  # the baseline's per-step time may differ by this much between the 
 
 def overrides(steps: int, variant: list[str]) -> list[str]:
     return [f"model.image_size={SIZE}", f"inversion.steps={steps}", "inversion.blur_sigma=[2.4,0.4]",
-            f"layer=[{','.join(LAYERS)}]", f"image={IMAGE}", "logger=csv", *variant]
+            f"layers=[{','.join(LAYERS)}]", f"images={IMAGE}", "logger=csv", *variant]
 
 
 def baseline(steps: int) -> list[author_loop.Run]:

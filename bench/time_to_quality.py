@@ -69,11 +69,11 @@ def ours(size: int, variant: list[str], cap: int, threshold: float) -> tuple[lis
     """The clock's points of one `invert` run with the defaults and `cap` steps, and the layer of each sample."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out_dir:
-        cfg, _ = compose_invert([f"model.image_size={size}", f"layer=[{','.join(LAYERS)}]",
-                                 f"image=[{','.join(IMAGES)}]", f"inversion.steps={cap}", "logger=csv",
+        cfg, _ = compose_invert([f"model.image_size={size}", f"layers=[{','.join(LAYERS)}]",
+                                 f"images=[{','.join(IMAGES)}]", f"inversion.steps={cap}", "logger=csv",
                                  *variant], out_dir)
     clock = Clock(start, threshold)
-    result = invert(load(arguments(cfg.model)), IMAGES, LAYERS, seeds=[0], **arguments(cfg.inversion),
+    result = invert(load(arguments(cfg.model)), IMAGES, LAYERS, seed=[0], **arguments(cfg.inversion),
                     trainer=trainer_factory(cfg.trainer), callbacks=[clock])
     return clock.points, [row["layer"] for row in result.rows]
 

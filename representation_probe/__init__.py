@@ -10,15 +10,23 @@ stays instant.
 """
 
 import importlib
+import importlib.metadata
 import sys
 import types
 
-from representation_probe.errors import ConfigError, DegenerateWarning, InputWarning, InversionWarning, ResultWarning
+from representation_probe.errors import (ConfigError, DegenerateWarning, InputWarning, InversionWarning, KeywordError,
+                                         ResultWarning)
+
+try:
+    __version__ = importlib.metadata.version("representation_probe")
+except importlib.metadata.PackageNotFoundError:  # a checkout on the path, not installed
+    __version__ = "0+unknown"
 
 LIBRARY = ("Atlas", "Comparison", "Decoding", "Features", "Inversion", "Model", "Probing", "Result", "Tradeoff",
            "atlas", "dataset", "decode", "extract", "invert", "layers", "load", "open", "probe", "similarity",
            "tradeoff")
-__all__ = ["ConfigError", "DegenerateWarning", "InputWarning", "InversionWarning", "ResultWarning", "metrics", *LIBRARY]
+__all__ = ["ConfigError", "DegenerateWarning", "InputWarning", "InversionWarning", "KeywordError", "ResultWarning",
+           "__version__", "metrics", *LIBRARY]
 
 
 class _Package(types.ModuleType):
@@ -35,6 +43,10 @@ class _Package(types.ModuleType):
         if name == "metrics":
             return importlib.import_module("representation_probe.metrics")
         raise AttributeError(f"module 'representation_probe' has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        """What completion offers (`rp.<TAB>`): the library's names, though they are imported on first use."""
+        return sorted({*__all__, *super().__dir__()})
 
 
 sys.modules[__name__].__class__ = _Package

@@ -18,7 +18,7 @@ from pathlib import Path
 from representation_probe.config.presets import CONF
 
 COMMANDS = sorted(path.stem for path in CONF.glob("*.yaml"))
-USAGE = (f"usage: python -m representation_probe <command> [hydra overrides]  (or: representation-probe ...)\n"
+USAGE = (f"usage: python -m representation_probe <command> [hydra overrides]  (or: representation-probe ...); --version\n"
          f"commands: {', '.join(COMMANDS)}")
 OVERRIDE = re.compile(r"[+~]{0,2}[\w.@/-]*[\w@]=")  # key=value, +key=value, group/option=value
 REPORT_USAGE = "report takes run or multirun directories: python -m representation_probe report <dir> [<dir> ...]"
@@ -28,6 +28,11 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "--help"
     if command in ("-h", "--help"):
         print(USAGE)
+        sys.exit(0)
+    if command in ("-V", "--version"):
+        from representation_probe import __version__
+
+        print(f"representation-probe {__version__}")
         sys.exit(0)
     if command in COMMANDS:
         sys.argv[1] = f"--config-name={command}"

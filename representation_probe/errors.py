@@ -15,6 +15,11 @@ class ConfigError(ValueError):
         super().__init__(message)
 
 
+class KeywordError(ConfigError, TypeError):
+    """A keyword a library function does not take: one line naming the closest and what it takes (a TypeError,
+    as Python's own, and a ConfigError, as the command line's unknown keys)."""
+
+
 class ResultWarning(UserWarning):
     """A result that should not be trusted as it is: it is returned, and this says why (filter the class, or one
     of its subclasses, with Python's `warnings`). Each also lands in the row's `warnings`, `.to_frame()`,

@@ -68,7 +68,7 @@ def test_seeds_are_an_axis_of_the_atlas_its_table_and_figure_carry_their_spread(
 
     data = rp.dataset("patches", image_size=16, count=64, val_count=64)
     studies = {"invert": {"steps": 3}, "similarity": {"metrics": ["cka"]}}
-    atlas = rp.atlas("resnet10", data=data, images=["chelsea"], seeds=[0, 1, 2], studies=studies, directory=tmp_path)
+    atlas = rp.atlas("resnet10", data=data, images=["chelsea"], seed=[0, 1, 2], studies=studies, directory=tmp_path)
     assert [(r["layer"], r["seed"]) for r in atlas.rows] == [(layer, seed) for seed in (0, 1, 2) for layer in
                                                              ("pixels", "conv1", "conv2", "conv3", "conv4", "conv5")]
     assert sorted(p.name for p in (tmp_path / "invert" / "resnet10_untrained").iterdir()) == ["seed0", "seed1", "seed2"]

@@ -60,7 +60,7 @@ def test_layers_of_a_vit_lists_its_blocks_first_and_no_non_tensor_node(model, ru
 @pytest.mark.slow
 def test_invert_end_to_end_with_wandb_offline(tmp_path):
     run_dir = tmp_path / "run"
-    result = cli("invert", *TINY, "layer=[conv1,conv2]", "inversion.steps=5", "logger=wandb",
+    result = cli("invert", *TINY, "layers=[conv1,conv2]", "inversion.steps=5", "logger=wandb",
                  f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -72,7 +72,7 @@ def test_invert_end_to_end_with_wandb_offline(tmp_path):
 @pytest.mark.slow
 def test_a_failed_multirun_job_spares_the_others(tmp_path, run_cli):
     sweep = tmp_path / "sweep"
-    result = run_cli("invert", "-m", *TINY, "layer=conv9,conv1", "inversion.steps=3", "logger=csv",
+    result = run_cli("invert", "-m", *TINY, "layers=conv9,conv1", "inversion.steps=3", "logger=csv",
                      f"hydra.sweep.dir={sweep}")
     assert result.code == 2 and "Traceback" not in result.err  # Hydra re-raised the first failure
     conv9 = "unknown layer 'conv9' for resnet18; did you mean conv5"
@@ -85,7 +85,7 @@ def test_a_failed_multirun_job_spares_the_others(tmp_path, run_cli):
 
 @pytest.mark.slow
 def test_bad_input_in_a_fresh_process_is_one_line_and_exit_code_2(tmp_path):
-    result = cli("invert", *TINY, "image=missing.png", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}",
+    result = cli("invert", *TINY, "images=missing.png", "logger=csv", f"hydra.run.dir={tmp_path / 'run'}",
                  cwd=tmp_path)
     assert result.returncode == 2
     assert error_lines(result.stderr) == [
@@ -95,11 +95,11 @@ def test_bad_input_in_a_fresh_process_is_one_line_and_exit_code_2(tmp_path):
 BAD_INPUTS = {  # overrides -> what the one error line must mention
     "unknown-model": (["model.name=resnet7"], ["resnet7", "resnet18"]),
     "unknown-family": (["model.family=vgg"], ["vgg", "resnet", "timm", "mlp", "vit"]),
-    "unknown-layer": (["layer=conv9"], ["conv9", "did you mean conv5", "probe points: conv1, conv2"]),
-    "non-tensor-node": (["model=vit_tiny", "layer=attn_mask"], ["attn_mask", "blocks.0"]),
+    "unknown-layer": (["layers=conv9"], ["conv9", "did you mean conv5", "probe points: conv1, conv2"]),
+    "non-tensor-node": (["model=vit_tiny", "layers=attn_mask"], ["attn_mask", "blocks.0"]),
     "option-of-another-family": (["+model.depth=3"], ["model.depth", "resnet family"]),
-    "missing-image": (["image=missing.png"], ["missing.png"]),
-    "unreadable-image": (["image=x.png"], ["x.png"]),
+    "missing-image": (["images=missing.png"], ["missing.png"]),
+    "unreadable-image": (["images=x.png"], ["x.png"]),
     "missing-weights": (["model.weights=missing.pt"], ["missing.pt"]),
     "wrong-architecture": (["model=resnet34", "model.weights=resnet18.pt"], ["resnet18.pt", "resnet34"]),
     "unknown-weights-version": (["model.weights=IMAGENET1K_V9"], ["IMAGENET1K_V9", "IMAGENET1K_V1"]),
@@ -141,7 +141,7 @@ def bad_files(tmp_path_factory):
 def test_bad_input_is_one_error_line_before_any_work(name, bad_files, run_main, monkeypatch):
     monkeypatch.chdir(bad_files)
     overrides, mentions = BAD_INPUTS[name]
-    code, _, stderr, run_dir = run_main("invert", [*TINY, "layer=conv2", "inversion.steps=3", "logger=csv",
+    code, _, stderr, run_dir = run_main("invert", [*TINY, "layers=conv2", "inversion.steps=3", "logger=csv",
                                                    *overrides])
     assert code == 2
     lines = error_lines(stderr)
@@ -163,8 +163,8 @@ def test_a_wrong_type_or_unknown_key_is_refused_in_one_line_before_the_job_start
 
 
 def test_a_new_run_clears_the_failure_of_an_earlier_attempt(run_main, hydra_job):
-    code, _, _, run_dir = run_main("invert", [*TINY, "layer=conv9", "logger=csv"])
+    code, _, _, run_dir = run_main("invert", [*TINY, "layers=conv9", "logger=csv"])
     assert code == 2 and (run_dir / "failure.json").is_file()
-    cfg, _ = hydra_job("invert", [*TINY, "layer=conv1", "inversion.steps=2", "logger=csv"], run_dir=run_dir)
+    cfg, _ = hydra_job("invert", [*TINY, "layers=conv1", "inversion.steps=2", "logger=csv"], run_dir=run_dir)
     main(cfg)
     assert (run_dir / "summary.json").is_file() and not (run_dir / "failure.json").exists()

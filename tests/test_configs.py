@@ -61,7 +61,7 @@ def test_inversion_config_holds_the_arguments_of_an_inversion_module(name):
 
 def test_demo_experiment_inverts_five_layers_at_its_own_size():
     cfg = compose_config("invert", ["experiment=demo"])
-    assert list(cfg.layer) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert list(cfg.layers) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     assert cfg.model.image_size == 64  # the experiment wins over the model group's default (224)
 
 

@@ -44,7 +44,8 @@ def test_a_trade_off_whose_learning_rate_is_absurd_is_flagged_in_summary_log_and
     if z == "relu":  # the original's ReLU on z: every unit died, and they are named
         assert summary["dead_units"] == [0, 1, 2, 3]
         assert summary["warnings"][0].startswith("4 of 4 units of z are dead")
-        assert "[WARNING] - seed 0 weight 0.5 latent 4: 4 of 4 units of z are dead" in done.out + done.err
+        assert "DegenerateWarning: tradeoff tradeoff_fc_medium seed 0 weight 0.5 latent 4: 4 of 4 units of z are dead" \
+            in done.out + done.err
     assert run_cli("report", str(run_dir)).code == 0
     page = (run_dir / "report.html").read_text()
     assert f"Degenerate or suspect results ({len(summary['warnings'])})" in page and "at chance" in page

@@ -41,7 +41,7 @@ def test_a_constant_target_embedding_is_said():
     dead = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
     nn.init.zeros_(dead[0].weight), nn.init.constant_(dead[0].bias, -1.0)  # every unit at 0
     with pytest.warns(rp.InversionWarning, match="target embedding at 1 is constant"):
-        inversion = rp.invert(dead, torch.rand(3, SIZE, SIZE), layer="1", steps=3)
+        inversion = rp.invert(dead, torch.rand(3, SIZE, SIZE), layers="1", steps=3)
     assert any("constant" in w for w in inversion.rows[0]["warnings"])
 
 
@@ -53,7 +53,7 @@ def effnet():
 
 def test_an_inversion_that_cannot_move_says_so(effnet):
     with pytest.warns(rp.InversionWarning) as said:
-        inversion = rp.invert(effnet, "chelsea", layer="features.7", steps=10, optimizer="sgd", lr=0.05)
+        inversion = rp.invert(effnet, "chelsea", layers="features.7", steps=10, optimizer="sgd", lr=0.05)
     messages = " ".join(str(w.message) for w in said)
     assert "first step moved no pixel" in messages and "m_g did not move" in messages and "a_g did not move" in messages
     assert len(inversion.rows[0]["warnings"]) == 3
@@ -62,7 +62,7 @@ def test_an_inversion_that_cannot_move_says_so(effnet):
 def test_adam_inverts_a_layer_whose_activations_are_tiny(effnet):
     with warnings.catch_warnings():
         warnings.simplefilter("error", rp.InversionWarning)  # no doubt left
-        inversion = rp.invert(effnet, "chelsea", layer=["features.4", "features.7"], steps=30)
+        inversion = rp.invert(effnet, "chelsea", layers=["features.4", "features.7"], steps=30)
     history = inversion.history
     for row in inversion.rows:
         start = history[history.layer == row["layer"]].m_g.iloc[0]

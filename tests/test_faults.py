@@ -194,7 +194,7 @@ def test_an_image_whose_header_claims_billions_of_pixels_is_named(tmp_path, run_
     bomb = tmp_path / "bomb.png"
     Image.new("1", (15000, 15000)).save(bomb)  # a small file that decodes to 225 M pixels
     assert bomb.stat().st_size < 2**20
-    done = run_cli("invert", *INVERT, f"image={bomb}", f"hydra.run.dir={tmp_path / 'run'}")
+    done = run_cli("invert", *INVERT, f"images={bomb}", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.code == 2
     [line] = error_lines(done.err)
     assert line.startswith(f"error: cannot read image {bomb}: Image size (225000000 pixels) exceeds limit"), line
@@ -202,20 +202,20 @@ def test_an_image_whose_header_claims_billions_of_pixels_is_named(tmp_path, run_
 
 # ---- degenerate and contradictory inputs; Hydra's grammar ------------------------------------------------
 REFUSED = {  # command, overrides -> what the one line says
-    "empty-layers": ("invert", ["layer=[]"], ["layer is empty"]),
-    "a-layer-twice": ("invert", ["layer=[conv1,conv1]"], ["layer names conv1 twice"]),
-    "an-alias-and-its-node": ("invert", ["layer=[conv1,relu]"], ["names relu twice"]),
+    "empty-layers": ("invert", ["layers=[]"], ["layers is empty"]),
+    "a-layer-twice": ("invert", ["layers=[conv1,conv1]"], ["layers names conv1 twice"]),
+    "an-alias-and-its-node": ("invert", ["layers=[conv1,relu]"], ["names relu twice"]),
     "a-seed-twice": ("invert", ["seed=[0,0]"], ["seed names 0 twice"]),
     "no-seed": ("probe", ["seed=[]"], ["seed names no seed", "seed=[0,1,2]"]),
     "a-probe-seed-twice": ("probe", ["seed=[1,2,1]"], ["seed names 1 twice"]),
     "seeds-for-seed": ("probe", ["seeds=[0,1]"], ["unknown key seeds (did you mean seed?)"]),
-    "an-image-twice": ("invert", ["image=[chelsea,chelsea]"], ["image names chelsea twice"]),
+    "an-image-twice": ("invert", ["images=[chelsea,chelsea]"], ["images names chelsea twice"]),
     "an-added-key-no-schema-has": ("invert", ["+inversion.stepz=3"],
                                    ["unknown key inversion.stepz (did you mean inversion.steps?)"]),
     "an-added-top-level-key": ("invert", ["+stepz=3"], ["unknown key stepz", "invert --cfg job"]),
     "a-typo-d-key": ("invert", ["stepz=3"], ["unknown key stepz"]),
-    "an-unquoted-equals-sign": ("invert", ["image=/x/best-epoch=0.png"], ["quotes: image='/x/best-epoch=0.png'"]),
-    "unquoted-non-ascii": ("invert", ["image=/x/café.png"], ["quotes: image='/x/café.png'"]),
+    "an-unquoted-equals-sign": ("invert", ["images=/x/best-epoch=0.png"], ["quotes: images='/x/best-epoch=0.png'"]),
+    "unquoted-non-ascii": ("invert", ["images=/x/café.png"], ["quotes: images='/x/café.png'"]),
     "one-class": ("train", ["dataset.classes=1"], ["1 class", "at least 2"]),
     "one-training-image": ("train", ["dataset.count=1"], ["training split holds 1 image(s)", "at least 2"]),
     "model-size-against-the-dataset": ("train", ["model.image_size=64"],
@@ -249,7 +249,7 @@ def test_a_last_training_batch_of_one_image_is_dropped(tmp_path):
 def test_sigterm_stops_a_command_outside_lightning_the_same_way(tmp_path):
     """similarity extracts features in plain loops: the signal is handled there as in a trainer."""
     run_dir = tmp_path / "run"
-    job = started("similarity", "models=[resnet10]", "dataset.count=100000", "cka.batch_size=500",
+    job = started("similarity", "models=[resnet10]", "dataset.count=100000", "cka_batch_size=500",
                   "dataset.image_size=32", "logger=csv", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     wait_for("similarity.log", run_dir, job)
     time.sleep(2)

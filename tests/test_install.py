@@ -68,13 +68,13 @@ def test_the_wheel_runs_from_anywhere_with_a_users_config_directory_and_module(i
     assert "invert" in console(installed, "--help").stdout
 
     done = console(installed, "invert", f"hydra.searchpath=[file://{work / 'myconf'}]", "model=tiny_resnet",
-                   "layer=conv2", "inversion.steps=3", "logger=csv", "hydra.run.dir=own_config")
+                   "layers=conv2", "inversion.steps=3", "logger=csv", "hydra.run.dir=own_config")
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((work / "own_config/summary.json").read_text())
     assert (summary["model"], summary["layer"]) == ("resnet10", "conv2")
 
     done = console(installed, "invert", "model=module", "model.target=mymodels:Tiny", "model.image_size=16",
-                   "layer=conv2", "inversion.steps=3", "logger=csv", "hydra.run.dir=own_module")
+                   "layers=conv2", "inversion.steps=3", "logger=csv", "hydra.run.dir=own_module")
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((work / "own_module/summary.json").read_text())
     assert (summary["model"], summary["layer"], summary["relative_depth"]) == ("module", "conv2", 1.0)

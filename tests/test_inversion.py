@@ -65,10 +65,10 @@ def test_reference_shift_and_m_s(chelsea, precision):
 
 
 @pytest.mark.parametrize("overrides, layers", [
-    (["model=timm", "model.name=vit_tiny_patch16_224", "layer=[blocks.0,blocks.5,blocks.11]"],
+    (["model=timm", "model.name=vit_tiny_patch16_224", "layers=[blocks.0,blocks.5,blocks.11]"],
      ["blocks.0", "blocks.5", "blocks.11"]),
-    (["model=vit_tiny", "layer=probe_points"], [f"blocks.{i}" for i in range(6)]),
-    pytest.param(["model=vit_b_16", "layer=[blocks.0,blocks.11]"], ["blocks.0", "blocks.11"], marks=pytest.mark.slow),
+    (["model=vit_tiny", "layers=probe_points"], [f"blocks.{i}" for i in range(6)]),
+    pytest.param(["model=vit_b_16", "layers=[blocks.0,blocks.11]"], ["blocks.0", "blocks.11"], marks=pytest.mark.slow),
 ], ids=["timm-vit_tiny", "probe-points", "torchvision-vit_b_16"])
 def test_vit_blocks_are_inverted(run_task, overrides, layers):
     _, run_dir = run_task("invert", [*overrides, f"model.image_size={SIZE}", "inversion.steps=20", "logger=csv"])
@@ -322,7 +322,7 @@ def test_nan_loss_stops_the_run(chelsea):
 
 def test_divergence_is_a_config_error_after_writing_the_run(run_task, tmp_path):
     steps = 30  # eps = 1e38 overflows float32 after the first update: the loss becomes NaN
-    overrides = ["model=resnet18", f"model.image_size={SIZE}", "layer=conv2", "logger=csv",
+    overrides = ["model=resnet18", f"model.image_size={SIZE}", "layers=conv2", "logger=csv",
                  f"inversion.steps={steps}", "inversion.optimizer=sgd", "inversion.lr=1e38"]
     with pytest.raises(ConfigError, match="lr") as err:
         run_task("invert", overrides, run_dir=tmp_path / "run")

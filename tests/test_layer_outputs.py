@@ -78,7 +78,7 @@ def test_a_block_returning_a_tuple_is_its_first_tensor_and_its_gate_is_chosen_by
         (h0, gate0), (h1, gate1) = by_hand(net, x)
     for name, expected in [("blocks.0", h0), ("blocks.0:1", gate0), ("blocks.1", h1), ("blocks.1:-1", gate1)]:
         torch.testing.assert_close(features[name], expected)
-    inversion = rp.invert(model, x[:1], layer="blocks.1", steps=3)
+    inversion = rp.invert(model, x[:1], layers="blocks.1", steps=3)
     assert inversion.rows[0]["layer"] == "blocks.1" and inversion.history["m_g"].iloc[-1] > 0
     with pytest.raises(rp.ConfigError, match=r"layer 'blocks.0' has no element 2: its output is tuple\(2\) with "
                                              "elements 0, 1"):
@@ -92,7 +92,7 @@ def test_a_scalar_beside_the_features_is_never_a_layer(branch):
     table = rp.layers(model)
     assert set(table.layer) >= {"blocks.0", "blocks.1"} and all(len(shape) == 4 for shape in table["shape"])
     x = torch.rand(1, 3, SIZE, SIZE)
-    inversion = rp.invert(model, x, layer="blocks.1", steps=3)
+    inversion = rp.invert(model, x, layers="blocks.1", steps=3)
     assert inversion.rows[0]["m_g"] > 0
     with pytest.raises(rp.ConfigError, match=r"layer 'blocks.0:1' of Net is a tensor of shape \(\) for 2 images"):
         rp.extract(model, x, ["blocks.0:1"])

@@ -61,7 +61,7 @@ def test_invert_on_an_mlp_defaults_to_its_last_layer_and_a_resnet_to_conv4(run_t
                                      "inversion.steps=3", "logger=csv"])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["layer"], summary["widths"], summary["activation"]) == ("fc1", [50], "none")
-    assert "layer: fc1" in (run_dir / "config.yaml").read_text()  # the layer actually inverted
+    assert "layers: fc1" in (run_dir / "config.yaml").read_text()  # the layer actually inverted
     _, run_dir = run_task("invert", ["model=resnet18", "model.image_size=32", "inversion.steps=1", "logger=csv"])
     assert json.loads((run_dir / "summary.json").read_text())["layer"] == "conv4"
 

@@ -35,12 +35,12 @@ def assert_no_temporary_files(run_dir):
 
 
 def test_single_inversion_run_directory(run_task):
-    m_g, run_dir = run_task("invert", [*BASE, "layer=conv2", "image=chelsea", "seed=0"])
+    m_g, run_dir = run_task("invert", [*BASE, "layers=conv2", "images=chelsea", "seed=0"])
 
     config = (run_dir / "config.yaml").read_text()
     assert "${" not in config
     config = OmegaConf.create(config)
-    assert config.layer == "conv2" and config.model.image_size == SIZE and "hydra" not in config
+    assert config.layers == "conv2" and config.model.image_size == SIZE and "hydra" not in config
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert isinstance(summary, dict)
@@ -66,7 +66,7 @@ def test_single_inversion_run_directory(run_task):
 def test_batched_inversion_run_directory(run_task, tmp_path):
     picture = tmp_path / "pic.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(picture)
-    _, run_dir = run_task("invert", [*BASE, "layer=[conv1,conv2]", f"image=[chelsea,{picture}]", "seed=[0,1]"])
+    _, run_dir = run_task("invert", [*BASE, "layers=[conv1,conv2]", f"images=[chelsea,{picture}]", "seed=[0,1]"])
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert isinstance(summary, list) and len(summary) == 2 * 2 * 2
@@ -86,7 +86,7 @@ def test_batched_inversion_run_directory(run_task, tmp_path):
     assert_no_temporary_files(run_dir)
 
     run = rundir.read_run(run_dir)  # what the report reads, through the same names
-    assert (run.command, run.status, run.config["layer"]) == ("invert", "done", ["conv1", "conv2"])
+    assert (run.command, run.status, run.config["layers"]) == ("invert", "done", ["conv1", "conv2"])
     assert [(s["layer"], s["image"], s["seed"]) for s in run.summaries] == [(e["layer"], e["image"], e["seed"])
                                                                           for e in summary]
     assert len(run.metrics) == len(rows) and run.metrics[0]["m_g"] == float(rows[0]["m_g"])
@@ -101,7 +101,7 @@ def test_two_images_with_the_same_name_are_refused_not_merged(run_task, tmp_path
         Image.fromarray(np.full((40, 40, 3), value, np.uint8)).save(tmp_path / name)
     first = "chelsea" if second == "chelsea.png" else tmp_path / "a" / "cat.png"
     with pytest.raises(ConfigError, match="share a name"):
-        run_task("invert", [*BASE, "layer=conv1", f"image=[{first},{tmp_path / second}]"], run_dir=tmp_path / "run")
+        run_task("invert", [*BASE, "layers=conv1", f"images=[{first},{tmp_path / second}]"], run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before any work
 
 

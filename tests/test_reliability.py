@@ -18,7 +18,7 @@ from representation_probe.models import create_model
 from .conftest import error_lines
 from .test_training import TINY as TRAIN, write_folder
 
-INVERT = ["model=resnet10", "model.image_size=16", "layer=conv2", "inversion.steps=3", "logger=csv"]
+INVERT = ["model=resnet10", "model.image_size=16", "layers=conv2", "inversion.steps=3", "logger=csv"]
 TRAIN_NOISE = [*TRAIN, "dataset.count=16", "dataset.val_count=8", "dataset.image_size=16", "dataset.batch_size=8"]
 
 

@@ -21,7 +21,7 @@ from .conftest import cli, compose_config, error_lines
 from .test_training import write_folder
 
 N = 24
-TINY = [f"dataset.count={N}", "dataset.image_size=32", "dataset.batch_size=10", "mknn.k=3", "logger=csv"]
+TINY = [f"dataset.count={N}", "dataset.image_size=32", "dataset.batch_size=10", "mknn_k=3", "logger=csv"]
 
 
 def read_csv(path) -> list[dict]:
@@ -104,7 +104,7 @@ def test_weights_per_model_from_a_file(run_task, tmp_path):
     torch.save(other.net.state_dict(), tmp_path / "seed1.pt")
     # +model.num_classes reaches both models: the file's 12-class head would not load into 1000 classes
     _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,resnet18]", f"weights=[none,{tmp_path / 'seed1.pt'}]",
-                                         "metric=[cka]", "+model.num_classes=12"])
+                                         "metrics=[cka]", "+model.num_classes=12"])
     result = Similarity.load(run_dir / "similarity.npz")
     assert result.models == ["resnet18 untrained", "resnet18 seed1"]
     cross = np.diag(result.block("cka", 0, 1))
@@ -119,10 +119,10 @@ def test_weights_per_model_from_a_file(run_task, tmp_path):
 
 @pytest.mark.slow
 def test_minibatch_cka_with_one_batch_equals_the_full_debiased_estimator(run_task):
-    common = [*TINY, "models=[resnet18]", "metric=[cka]"]
-    _, full_dir = run_task("similarity", [*common, "cka.debiased=true"])
-    _, one_dir = run_task("similarity", [*common, f"cka.batch_size={N}"])
-    _, many_dir = run_task("similarity", [*common, "cka.batch_size=6"])
+    common = [*TINY, "models=[resnet18]", "metrics=[cka]"]
+    _, full_dir = run_task("similarity", [*common, "debiased=true"])
+    _, one_dir = run_task("similarity", [*common, f"cka_batch_size={N}"])
+    _, many_dir = run_task("similarity", [*common, "cka_batch_size=6"])
     full, one, many = (Similarity.load(d / "similarity.npz").matrices["cka"] for d in (full_dir, one_dir, many_dir))
     assert np.allclose(one, full, atol=1e-10)
     assert not np.allclose(many, full, atol=1e-3)  # four batches of six: a different estimate of the same thing
@@ -131,7 +131,7 @@ def test_minibatch_cka_with_one_batch_equals_the_full_debiased_estimator(run_tas
 
 @pytest.mark.slow
 def test_features_beyond_the_memory_limit_go_to_disk_with_the_same_result(run_task):
-    common = [*TINY, "models=[resnet18]", "metric=[mknn,ii]", "pool=flatten"]
+    common = [*TINY, "models=[resnet18]", "metrics=[mknn,ii]", "pool=flatten"]
     _, memory_dir = run_task("similarity", common)
     _, disk_dir = run_task("similarity", [*common, "memory_gb=0.001"])  # 1 MiB: the flattened maps do not fit
     for metric in ("mknn", "ii"):
@@ -145,13 +145,13 @@ def test_an_image_folder_compares_its_whole_validation_split(run_task, tmp_path)
     write_folder(tmp_path / "images" / "train")
     write_folder(tmp_path / "images" / "val", per_class=3)
     _, run_dir = run_task("similarity", ["models=[resnet18]", "dataset=folder", f"dataset.root={tmp_path / 'images'}",
-                                         "dataset.image_size=32", "mknn.k=2", "logger=csv"])
+                                         "dataset.image_size=32", "mknn_k=2", "logger=csv"])
     assert json.loads((run_dir / "summary.json").read_text())[0]["images"] == 9
 
 
 @pytest.mark.slow
 def test_report_shows_heatmaps_and_profiles(run_task, tmp_path):
-    _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,vit_tiny]", "metric=[cka,ii]"])
+    _, run_dir = run_task("similarity", [*TINY, "models=[resnet18,vit_tiny]", "metrics=[cka,ii]"])
     page = write_report([run_dir], tmp_path / "report").read_text()
     assert "Similarity of layers" in page and "resnet18 untrained vs vit_tiny untrained" in page
     files = {p.name for p in (tmp_path / "report" / "report_files").iterdir()}
@@ -169,16 +169,16 @@ def test_experiment_pairs_each_comparison_s_models_with_their_weights():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["metric=[cka,svcca]"], "unknown metric 'svcca'; allowed: cka, mknn, ii"),
-    (["mknn.k=24"], f"mknn.k must be an integer from 1 to {N - 1} (fewer than the {N} inputs"),
-    (["metric=[ii]", "ii.k=0"], "ii.k must be an integer from 1 to"),
+    (["metrics=[cka,svcca]"], "unknown metric 'svcca'; allowed: cka, mknn, ii"),
+    (["mknn_k=24"], f"mknn_k must be an integer from 1 to {N - 1} (fewer than the {N} inputs"),
+    (["metrics=[ii]", "ii_k=0"], "ii_k must be an integer from 1 to"),
     (["model.image_size=16"], "every model sees the same images, and the data's are 32x32 (dataset.image_size): "
                               "resnet18 16x16"),
     (["weights=[none,none,none]"], "weights has 3 entries for 2 models"),
     (["models=[resnet18,resnet9000]"], "unknown model 'resnet9000'; models (conf/model/): hf, mlp, module, resnet10"),
-    (["cka.batch_size=5"], "cka.batch_size=5 must divide the 24 images"),
+    (["cka_batch_size=5"], "cka_batch_size=5 must divide the 24 images"),
     (["pool=cls"], "pool=cls takes the class token of a token sequence"),
-    (["memory_gb=0.00001"], "set cka.batch_size"),  # 10 KiB
+    (["memory_gb=0.00001"], "set cka_batch_size"),  # 10 KiB
 ])
 def test_bad_input_is_one_line_before_any_work(run_main, overrides, message):
     result = run_main("similarity", [*TINY, "models=[resnet18,vit_tiny]", *overrides])
@@ -192,7 +192,7 @@ def test_bad_input_is_one_line_before_any_work(run_main, overrides, message):
 def test_cli_composes_each_model_inside_the_app_and_logs_figures_to_wandb(tmp_path):
     run_dir = tmp_path / "run"
     done = cli("similarity", "models=[resnet10,vit_tiny]", "model.init_seed=3", f"dataset.count={N}",
-               "dataset.image_size=32", "mknn.k=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+               "dataset.image_size=32", "mknn_k=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {s["model"] for s in summary} == {"resnet10", "vit_tiny"}

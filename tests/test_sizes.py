@@ -30,9 +30,9 @@ def quietly(study, *args, **kwargs):
 def test_a_model_without_a_size_follows_the_tensors_it_is_given_non_square_too():
     model = rp.load(torchvision.models.resnet18())
     assert model.image_size is None and model.pinned_size is None
-    inversion, said = quietly(rp.invert, model, torch.rand(3, 32, 32), layer="layer1", steps=2)
+    inversion, said = quietly(rp.invert, model, torch.rand(3, 32, 32), layers="layer1", steps=2)
     assert inversion.a_g.shape == (1, 3, 32, 32) and not said  # not upsampled to 224
-    inversion, said = quietly(rp.invert, model, torch.rand(3, 50, 40), layer="layer1", steps=2)
+    inversion, said = quietly(rp.invert, model, torch.rand(3, 50, 40), layers="layer1", steps=2)
     assert inversion.a_g.shape == (1, 3, 50, 40) and not said  # not squashed or cropped
     features, _ = quietly(rp.extract, model, torch.rand(2, 3, 50, 40), ["layer1"])
     assert features["layer1"].shape == (2, 64, 13, 10)
@@ -40,7 +40,7 @@ def test_a_model_without_a_size_follows_the_tensors_it_is_given_non_square_too()
                                metrics=["cka"])
     assert comparison.rows[0]["image_size"] == 64 and not said
     with pytest.raises(rp.ConfigError, match="share one size, and these differ"):
-        rp.invert(model, [torch.rand(3, 32, 32), torch.rand(3, 40, 40)], layer="layer1", steps=1)
+        rp.invert(model, [torch.rand(3, 32, 32), torch.rand(3, 40, 40)], layers="layer1", steps=1)
 
 
 def test_named_images_come_at_the_natural_size_and_a_pinned_size_is_honoured_and_said_once():
@@ -48,11 +48,11 @@ def test_named_images_come_at_the_natural_size_and_a_pinned_size_is_honoured_and
     features, said = quietly(rp.extract, model, "chelsea", ["2"])
     assert features["2"].shape == (1, 8, 112, 112) and not said  # 224 px: a module's natural size
     pinned = rp.load(small(), image_size=(24, 32))
-    inversion, said = quietly(rp.invert, pinned, torch.rand(2, 3, 48, 48), layer="2", steps=2)
+    inversion, said = quietly(rp.invert, pinned, torch.rand(2, 3, 48, 48), layers="2", steps=2)
     assert inversion.a_g.shape == (2, 3, 24, 32)
     assert len(said) == 1 and "2 image(s) resized to 24x32" in str(said[0].message)
     assert said[0].filename == __file__
-    vit, said = quietly(rp.invert, rp.load("vit_tiny"), torch.rand(3, 16, 16), layer="blocks.0", steps=2)
+    vit, said = quietly(rp.invert, rp.load("vit_tiny"), torch.rand(3, 16, 16), layers="blocks.0", steps=2)
     assert vit.a_g.shape == (1, 3, 32, 32) and len(said) == 1  # a ViT takes the size it was built for
 
 
@@ -73,13 +73,13 @@ def test_the_studies_that_train_follow_their_data():
 
 def test_the_channels_follow_the_model_or_are_refused_naming_both():
     gray = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3))
-    inversion, said = quietly(rp.invert, gray, torch.rand(3, 32, 32), layer="2", steps=2)
+    inversion, said = quietly(rp.invert, gray, torch.rand(3, 32, 32), layers="2", steps=2)
     assert inversion.a_g.shape == (1, 1, 32, 32) and "turned grey" in str(said[0].message)
-    inversion, said = quietly(rp.invert, gray, torch.rand(1, 32, 32), layer="2", steps=2)
+    inversion, said = quietly(rp.invert, gray, torch.rand(1, 32, 32), layers="2", steps=2)
     assert inversion.a_g.shape == (1, 1, 32, 32) and not said
     four = nn.Sequential(nn.Conv2d(4, 4, 3))
     with pytest.raises(rp.ConfigError, match=r"image image0 has 3 channel\(s\) and the model reads 4"):
-        rp.invert(four, torch.rand(3, 32, 32), layer="0", steps=2)
+        rp.invert(four, torch.rand(3, 32, 32), layers="0", steps=2)
 
 
 def test_normalisation_and_names_do_not_depend_on_how_a_model_was_passed():

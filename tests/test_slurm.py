@@ -66,7 +66,7 @@ def final_states(slurm, job_id: str, timeout: float = 60) -> dict[str, str]:
 @pytest.mark.slow
 def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp_path, run_cli):
     sweep = tmp_path / "sweep"
-    done = cli("invert", "-m", *SLURM, *TINY, "logger=wandb", "layer=nope,conv2", f"hydra.sweep.dir={sweep}",
+    done = cli("invert", "-m", *SLURM, *TINY, "logger=wandb", "layers=nope,conv2", f"hydra.sweep.dir={sweep}",
                cwd=tmp_path)
     assert done.returncode != 0  # one job failed, and the sweep says so
     runs = find_runs([sweep])
@@ -80,7 +80,7 @@ def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp
     # the compute nodes wrote W&B's offline runs into the sweep's wandb/, ready for `wandb sync`, one group
     runs = {wandb_records.run_record(run)["display_name"]: run for run in wandb_records.offline_runs(sweep)}
     assert {wandb_records.run_record(run)["run_group"] for run in runs.values()} == {str(sweep)}
-    history = [row for row in wandb_records.history(runs["layer=conv2"]) if "invert/m_g" in row]
+    history = [row for row in wandb_records.history(runs["layers=conv2"]) if "invert/m_g" in row]
     assert len(history) == len((jobs["conv2"] / "metrics.csv").read_text().splitlines()) - 1
 
     assert run_cli("report", str(sweep)).code == 0
@@ -91,7 +91,7 @@ def test_an_invert_sweep_on_slurm_runs_past_a_failing_job_and_reports(slurm, tmp
 @pytest.mark.slow
 def test_optuna_eps_search_on_slurm(slurm, tmp_path):
     sweep = tmp_path / "eps"
-    done = cli("invert", "-m", *SLURM, "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
+    done = cli("invert", "-m", *SLURM, "experiment=eps_search", *TINY, "layers=conv2", "hydra.sweeper.n_trials=2",
                "hydra.sweeper.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -105,7 +105,7 @@ def test_optuna_eps_search_on_slurm(slurm, tmp_path):
 def test_a_sweep_slurm_cannot_schedule_is_reported_with_slurms_reason(slurm, tmp_path):
     sweep = tmp_path / "greedy"
     # 8 CPUs per task on a 2-CPU node: SLURM accepts the jobs and would keep them pending forever
-    done = cli("invert", "-m", *SLURM, *TINY, "layer=conv1,conv2", "hydra.launcher.cpus_per_task=8",
+    done = cli("invert", "-m", *SLURM, *TINY, "layers=conv1,conv2", "hydra.launcher.cpus_per_task=8",
                f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert re.search(r"^error: SLURM cannot start job \d+_\d .*8 CPUs.*: pending with reason PartitionConfig",
@@ -113,7 +113,7 @@ def test_a_sweep_slurm_cannot_schedule_is_reported_with_slurms_reason(slurm, tmp
     array = next(p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
     assert set(states(slurm, array).values()) == {"CANCELLED"}  # nothing left behind in the queue
 
-    done = cli("invert", "-m", *SLURM, *TINY, "layer=conv1,conv2", "hydra.launcher.partition=nope",
+    done = cli("invert", "-m", *SLURM, *TINY, "layers=conv1,conv2", "hydra.launcher.partition=nope",
                f"hydra.sweep.dir={tmp_path / 'nope'}", cwd=tmp_path, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].endswith("sbatch refused the jobs: sbatch: error: "
@@ -125,7 +125,7 @@ def test_a_sweep_job_slurm_cancels_is_recorded_as_failed(slurm, tmp_path):
     """A job SLURM ends without a result (here: cancelled; on clusters also out of memory, node failure)."""
     sweep = tmp_path / "sweep"
     sweeping = subprocess.Popen([sys.executable, "-m", "representation_probe", "invert", "-m", *SLURM, *TINY,
-                                 "logger=csv", "layer=conv1,conv2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
+                                 "logger=csv", "layers=conv1,conv2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path,
                                 env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -138,7 +138,7 @@ def test_a_sweep_job_slurm_cancels_is_recorded_as_failed(slurm, tmp_path):
     assert json.loads((sweep / "0" / "summary.json").read_text())["layer"] == "conv1"
     failure = json.loads((sweep / "1" / "failure.json").read_text())
     assert failure["error"].startswith(f"SLURM job {arrays[0]}_1 ended without a result")
-    assert "layer=conv2" in failure["overrides"] and failure["error"] in stderr
+    assert "layers=conv2" in failure["overrides"] and failure["error"] in stderr
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def test_slurm_launcher_takes_its_job_shape_from_the_trainer():
 @pytest.mark.slow
 def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path, run_cli):
     sweep = tmp_path / "sweep"
-    done = cli("invert", "-m", "hydra/launcher=submitit_local", *TINY, "logger=csv", "layer=[conv1,conv3],nope",
+    done = cli("invert", "-m", "hydra/launcher=submitit_local", *TINY, "logger=csv", "layers=[conv1,conv3],nope",
                f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr  # one job failed, and the sweep says so
     assert f"error: 1 of 2 jobs of the multirun in {sweep} failed:" in done.stderr
@@ -57,7 +57,7 @@ def test_submitit_local_multirun_with_a_failing_job_and_its_report(tmp_path, run
 @pytest.mark.slow
 def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path, run_cli):
     sweep = tmp_path / "eps"
-    done = run_cli("invert", "-m", "experiment=eps_search", *TINY, "layer=conv2", "hydra.sweeper.n_trials=2",
+    done = run_cli("invert", "-m", "experiment=eps_search", *TINY, "layers=conv2", "hydra.sweeper.n_trials=2",
                    "logger=wandb", f"hydra.sweep.dir={sweep}")
     assert done.code == 0, done.err[-2000:]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
@@ -74,7 +74,7 @@ def test_optuna_eps_search_runs_trials_and_reports_the_best_eps(tmp_path, run_cl
 @pytest.mark.slow
 def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path, run_cli):
     run_dir = tmp_path / "run"
-    done = run_cli("invert", *TINY, "layer=conv2", "logger=wandb", "inversion.image_every=2",
+    done = run_cli("invert", *TINY, "layers=conv2", "logger=wandb", "inversion.image_every=2",
                    f"hydra.run.dir={run_dir}")
     assert done.code == 0, done.err[-2000:]
     run = wandb_records.the_run(run_dir)
@@ -96,7 +96,7 @@ def test_offline_wandb_run_holds_the_m_g_and_m_i_series(tmp_path, run_cli):
 def test_report_renders_in_a_headless_browser(tmp_path, run_cli):
     runs = tmp_path / "runs"
     for name, model in (("a", "resnet10"), ("b", "resnet18")):
-        done = run_cli("invert", *TINY, f"model={model}", "layer=[conv1,conv3,conv5]", "logger=csv",
+        done = run_cli("invert", *TINY, f"model={model}", "layers=[conv1,conv3,conv5]", "logger=csv",
                        f"hydra.run.dir={runs / name}")
         assert done.code == 0, done.err[-2000:]
     kernels = run_cli("kernels", "model=resnet10", f"hydra.run.dir={runs / 'kernels'}")

@@ -93,7 +93,7 @@ def test_imagenet_layout_trains_and_its_checkpoint_is_probed(run_task, tmp_path)
     assert torch.equal(probed.net.layer4[0].conv2.weight, trained["net.layer4.0.conv2.weight"])
     assert not any(p.requires_grad for p in probed.net.parameters())
     m_g, inv_dir = run_task("invert", ["model=resnet10", f"model.weights={ckpt}", "model.image_size=16",
-                                       "layer=conv3", "inversion.steps=3", "logger=csv"])
+                                       "layers=conv3", "inversion.steps=3", "logger=csv"])
     assert json.loads((inv_dir / "summary.json").read_text())["weights"] == str(ckpt)
     with pytest.raises(ConfigError, match="do not fit resnet18"):
         create_model("resnet", "resnet18", weights=str(ckpt))

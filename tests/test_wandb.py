@@ -25,7 +25,7 @@ STEPPED = {"invert/loss", "invert/m_g", "invert/m_i", "invert/m_g_over_m_s", "in
 def sweep(tmp_path_factory):
     """A multirun over two layers whose jobs each invert two images, W&B offline (a real subprocess)."""
     directory = tmp_path_factory.mktemp("wandb") / "sweep"
-    done = cli("invert", "-m", *TINY, "logger=wandb", "image=[chelsea,astronaut]", "layer=conv2,conv3",
+    done = cli("invert", "-m", *TINY, "logger=wandb", "images=[chelsea,astronaut]", "layers=conv2,conv3",
                f"hydra.sweep.dir={directory}", cwd=directory.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     return directory
@@ -34,17 +34,17 @@ def sweep(tmp_path_factory):
 @pytest.mark.slow
 def test_a_multirun_is_one_group_whose_jobs_log_the_same_keys(sweep):
     runs = {wandb_records.run_record(run)["display_name"]: run for run in wandb_records.offline_runs(sweep)}
-    assert set(runs) == {"layer=conv2", "layer=conv3"}  # one run per job, named by what the sweep chose
+    assert set(runs) == {"layers=conv2", "layers=conv3"}  # one run per job, named by what the sweep chose
     assert {wandb_records.run_record(run)["run_group"] for run in runs.values()} == {str(sweep)}
     assert {wandb_records.run_record(run)["job_type"] for run in runs.values()} == {"invert"}
     keys = {name: wandb_records.metric_keys(run) for name, run in runs.items()}
-    assert keys["layer=conv2"] == keys["layer=conv3"] == STEPPED  # nothing fixed for the job in a key
+    assert keys["layers=conv2"] == keys["layers=conv3"] == STEPPED  # nothing fixed for the job in a key
     for name, run in runs.items():
         logged = wandb_records.summary(run)
         assert logged["state"] == "finished"
         config = logged["config"]
         summary = json.loads((sweep / ("0" if name.endswith("conv2") else "1") / "summary.json").read_text())
-        assert config["layer"] == name.removeprefix("layer=") and config["model"] == "resnet10"
+        assert config["layer"] == name.removeprefix("layers=") and config["model"] == "resnet10"
         assert config["relative_depth"] == summary[0]["relative_depth"] and config["seed"] == 0
         # final values: the mean and each image's (what varies inside the job), as summary.json has them
         finals = logged["summary"]
@@ -56,7 +56,7 @@ def test_a_multirun_is_one_group_whose_jobs_log_the_same_keys(sweep):
         table = json.loads(tables[0].read_text())
         assert table["columns"][:2] == ["image", "relative_depth"] and "image" in table["columns"][2:]
         assert len(table["data"]) == 2  # a row per sample, its a_g as an image column
-    charts = [r for r in wandb_records.records(runs["layer=conv2"]) if r.get("type") == "config"]
+    charts = [r for r in wandb_records.records(runs["layers=conv2"]) if r.get("type") == "config"]
     assert any("_charts/invert/m_i_vs_m_g" in str(r) for r in charts)  # the paper's Figs. 4-5, per run
 
 
@@ -133,7 +133,7 @@ def test_the_dashboard_spec_is_built_offline_from_the_keys_the_runs_logged(sweep
 @pytest.mark.slow
 def test_a_run_of_several_layers_has_one_chart_per_metric_kind_and_a_quiet_console(tmp_path):
     run_dir = tmp_path / "run"
-    done = cli("invert", *TINY, "logger=wandb", "layer=[conv1,conv2,conv3]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    done = cli("invert", *TINY, "logger=wandb", "layers=[conv1,conv2,conv3]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     run = wandb_records.the_run(run_dir)
     assert wandb_records.metric_keys(run) == STEPPED  # not a chart per layer

@@ -4,14 +4,13 @@
 from representation_probe.api.atlas import Atlas, atlas
 from representation_probe.api.data import dataset
 from representation_probe.api.decode import Decoding, decode
-from representation_probe.api.extract import Features, extract
+from representation_probe.api.extract import Features, extract, layers
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.probe import Probing, probe
 from representation_probe.api.results import Result, open
 from representation_probe.api.similarity import Comparison, similarity
 from representation_probe.api.tradeoff import Tradeoff, tradeoff
 from representation_probe.models import Backbone as Model
-from representation_probe.models.layers import layer_table as layers
 from representation_probe.models.load import load
 
 __all__ = ["Atlas", "Comparison", "Decoding", "Features", "Inversion", "Model", "Probing", "Result", "Tradeoff",

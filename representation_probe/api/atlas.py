@@ -15,15 +15,15 @@ from representation_probe.api.decode import decode
 from representation_probe.api.invert import PROBE_POINTS, invert
 from representation_probe.api.probe import probe
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.api.runtime import returns_memory
+from representation_probe.api.runtime import public
 from representation_probe.api.similarity import similarity
-from representation_probe.atlas.rows import cells, layer_rows
+from representation_probe.atlas.rows import cells, layer_rows, study_dir
 from representation_probe.config.checks import seed_list
 from representation_probe.errors import ConfigError
 from representation_probe.models.load import load, model_config
 from representation_probe.reporting import atlas as figures, write_report
 from representation_probe.reporting.labels import weights_label
-from representation_probe.runs.rundir import RunDir, find_runs, write_atomic, write_csv
+from representation_probe.runs.rundir import Run, RunDir, find_runs, write_atomic, write_csv
 
 log = logging.getLogger(__name__)
 STUDIES = ("invert", "decode", "probe", "similarity")
@@ -31,7 +31,7 @@ DEFAULT_STUDIES = dict(invert=dict(steps=200), decode=dict(epochs=8, colour_imag
                        probe={}, similarity=dict(metrics=["cka"]))
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Atlas(Result):
     """A row per probe point, weights and seed: relative depth, inversion PSNR and m_g/m_s, decoder PSNR and
     SSIM, probe accuracy, CKA to the pixels and to the layer before; `studies[(study, label, seed)]` their
@@ -50,6 +50,17 @@ class Atlas(Result):
         write_csv(run_dir.table("atlas"), cells(self.rows))
         write_atomic(run_dir.figure("atlas"), figures.by_depth(cells(self.rows), self.rows[0]["model"]))
 
+    @classmethod
+    def from_run(cls, run: Run) -> Atlas:
+        """The rows, and each study's result read back from its run directory."""
+        result = cls(rows=run.summaries, history_rows=run.metrics, config=run.config)
+        for row in result.rows:
+            for study, path in (row.get("runs") or {}).items():
+                key = (study, row["label"], row.get("seed"))
+                if path and key not in result.studies and study_dir(run.path, path).is_dir():
+                    result.studies[key] = open_run(study_dir(run.path, path))
+        return result
+
     def save(self, directory, config=None) -> Path:
         """The atlas's files and report.html (its studies are saved where `atlas(directory=...)` ran them)."""
         path = super().save(directory, config)
@@ -57,8 +68,8 @@ class Atlas(Result):
         return path
 
 
-@returns_memory
-def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seeds=0,
+@public
+def atlas(model, *, weights=("none",), labels=None, data="patches", images=("chelsea", "astronaut"), seed=0,
           image_size: int | None = None, name: str | None = None, studies: Mapping | None = None,
           directory: str | Path | None = None, reuse=()) -> Atlas:
     """Invert, decode, probe and compare (CKA) every probe point of `model` with each `weights` entry.
@@ -69,7 +80,7 @@ def atlas(model, *, weights=("none",), labels=None, data="patches", images=("che
             per seed); labels: their names in the rows (default: from weights).
         data: the dataset for decoders, probes and similarity (a preset name or rp.dataset(...)).
         images: inverted, and scored by the decoders (never trained on).
-        seeds: one seed or several: every study runs once per seed (an untrained model is drawn from it too);
+        seed: one seed or several (a list): every study runs once per seed (an untrained model is drawn from it too);
             rows per (weights, layer, seed), `spread()` and atlas.csv their mean and sd per cell.
         studies: study -> its keyword arguments (rp.invert, rp.decode, rp.probe, rp.similarity; `data`: settings
             of the dataset for that study); a study mapped to None is left out. Default: DEFAULT_STUDIES.
@@ -84,7 +95,7 @@ def atlas(model, *, weights=("none",), labels=None, data="patches", images=("che
     if not studies:
         raise ConfigError("the atlas has no study with probe points to show: keep at least one of "
                           f"{', '.join(STUDIES)}")
-    seeds = seed_list(seeds)
+    seeds = seed_list(seed)
     weights = [_per_seed(w, seeds) for w in weights]
     name = name or (model if isinstance(model, str) else dict(model).get("name", "model"))
     labels = list(labels) if labels is not None else [f"{name} {weights_label(w[seeds[0]])}" for w in weights]
@@ -93,7 +104,7 @@ def atlas(model, *, weights=("none",), labels=None, data="patches", images=("che
     result = Atlas(rows=[], config=dict(model=_plain(model), image_size=size, seed=seeds, data=_plain(data),
                                         weights=[w if len(set(w.values())) > 1 else w[seeds[0]] for w in weights],
                                         labels=labels, images=list(images), studies=studies))
-    for seed in seeds:
+    for seed in seeds:  # the argument is read: each seed of it in turn
         spec = dict(model=_plain(model), image_size=size, seed=seed, data=_plain(data))
         where = f"/seed{seed}" if len(seeds) > 1 else ""
         chosen = [w[seed] for w in weights]
@@ -121,10 +132,10 @@ def _studies(runner, model, weights: str, size: int, seed: int, images, data, st
              where: str) -> dict:
     """Inversion, decoders and probes of one weights and seed: study -> (result, its run directory)."""
     config = _config(model, weights, size, seed)
-    calls = dict(invert=lambda kw: invert(load(config), list(images), PROBE_POINTS, seeds=seed, **kw),
+    calls = dict(invert=lambda kw: invert(load(config), list(images), PROBE_POINTS, seed=seed, **kw),
                  decode=lambda kw: decode(config, _data(data, kw.pop("data", None)), eval_images=list(images),
-                                          seeds=seed, **kw),
-                 probe=lambda kw: probe(config, _data(data, kw.pop("data", None)), seeds=seed, **kw))
+                                          seed=seed, **kw),
+                 probe=lambda kw: probe(config, _data(data, kw.pop("data", None)), seed=seed, **kw))
     return {study: runner.get(study, f"{study}/{where}", dict(spec, weights=weights, images=list(images),
                                                             kwargs=studies[study]),
                               lambda call=call, kw=studies[study]: call(dict(kw)))
@@ -156,13 +167,15 @@ class _Runner:
         for found in self.finished:
             if found.command == study and found.config == request:
                 log.info("reusing %s for %s", found.path, where)
-                return open_run(found.path), str(found.path)
+                inside = self.directory is not None and found.path.resolve().is_relative_to(self.directory.resolve())
+                path = found.path.resolve().relative_to(self.directory.resolve()) if inside else found.path.resolve()
+                return open_run(found.path), str(path)
         log.info("running: %s", where)
         result = run()
         if self.directory is None:
             return result, None
-        path = result.save(self.directory / where, config=request)
-        return result, str(path)
+        result.save(self.directory / where, config=request)
+        return result, where  # relative to the atlas's directory: the atlas stays readable where it is moved
 
 
 def _config(model, weights: str, size: int, seed: int) -> dict:

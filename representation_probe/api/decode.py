@@ -16,7 +16,7 @@ from representation_probe.api.data import as_datamodule, data_size, dataset_labe
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, returns_memory
+from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, public
 from representation_probe.api.seeds import repeat
 from representation_probe.config.checks import seed_list
 from representation_probe.config.optimizers import optimizer_factory
@@ -34,7 +34,7 @@ from representation_probe.training.keep_best import KeepBest
 INVERSION_KEYS = ("psnr", "ssim", "m_i", "m_g_over_m_s", "seconds")  # beside the decoder's, as inversion_<key>
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Decoding(Result):
     """A row per layer for the held-out split (`image` 'held-out'), then a row per (layer, evaluation image);
     `reconstructions[layer]` the evaluation images decoded from each layer (`chained` the same through the
@@ -46,8 +46,9 @@ class Decoding(Result):
                "inversion_m_g_over_m_s")
     conditions = ("mode",)
     by_depth = ("psnr", "ssim")
+    tensors = ("targets", "reconstructions", "chained", "a_g", "cross", "colour_rows", "colour_examples")
 
-    decoders: DecoderModule | None = field(default=None, repr=False)
+    decoders: DecoderModule | None = field(default=None, repr=False)  # not read back: it needs the model
     targets: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     reconstructions: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     chained: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
@@ -89,12 +90,12 @@ class Decoding(Result):
             write_atomic(run_dir.figure("colour"), figures.colour_grid(self.colour_examples, layers, model))
 
 
-@returns_memory
+@public
 def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: int = 10, optimizer="adam",
            lr: float | None = 1e-3, width: int = 64, min_width: int = 16, depth: int = 1, held_out: float = 0.5,
            colour_images: int = 8, eval_images=("chelsea", "astronaut"), inversion="run",
            inversion_options: dict | None = None, cache: bool | str = "auto", cache_dtype: str = "float32",
-           cache_limit_gb: float | None = None, seeds=0, trainer=None, callbacks=(), resume=None,
+           cache_limit_gb: float | None = None, seed=0, trainer=None, callbacks=(), resume=None,
            directory: str | Path | None = None, progress: Progress = False, loggers=()) -> Decoding:
     """Train one decoder per layer (layer -> image, MSE in pixel space) on a frozen model, pick each run's
     best epoch by validation loss, and score it.
@@ -112,15 +113,15 @@ def decode(model, data="patches", layers=None, *, mode: str = "direct", epochs: 
         inversion: 'run' (invert eval_images at the same layers, with `inversion_options`), an invert run
             directory or an Inversion result to set beside, or None.
         cache: embeddings computed once ('auto': when the data does not augment and they fit in memory).
-        seeds: one seed or several: each trains its own decoders (an untrained model's weights come from its
+        seed: one seed or several (a list): each trains its own decoders (an untrained model's weights come from its
             init_seed); several give rows per seed, `spread()` their mean and sd, each run in <directory>/seed<s>.
         trainer, callbacks, loggers, progress: as in rp.invert; resume: a checkpoint to resume from;
             directory: where the per-epoch record (metrics.csv) is written while training (None: nowhere).
     """
-    settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
-    if resume is not None and len(seed_list(seeds)) > 1:
+    settings = {key: value for key, value in locals().items() if key not in ("seed", "directory", "loggers")}
+    if resume is not None and len(seed_list(seed)) > 1:
         raise ConfigError("resume names one checkpoint, and each seed trains its own decoders: give one seed")
-    return repeat(seeds, lambda seed, where, logged: _decode(**settings, seed=seed, directory=where, loggers=logged),
+    return repeat(seed, lambda one, where, logged: _decode(**settings, seed=one, directory=where, loggers=logged),
                   directory, loggers=loggers)
 
 
@@ -187,7 +188,7 @@ def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_widt
                           colour_rows=colour_rows, colour_examples=colour_examples)
         if targets:
             if inverted is None and inversion == "run":
-                inverted = _inversion_rows(invert(backbone, targets, module.layers, seeds=[seed], trainer=trainer,
+                inverted = _inversion_rows(invert(backbone, targets, module.layers, seed=[seed], trainer=trainer,
                                                   **(inversion_options or {})), shared=True)
             _score_images(result, module, backbone, inverted, common)
     result.config = dict(model=backbone.name, weights=backbone.weights, layers=module.layers, mode=mode,

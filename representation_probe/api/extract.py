@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import torch
@@ -10,21 +9,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from representation_probe.api.images import as_images, call_size
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import as_model, returns_memory
+from representation_probe.api.runtime import as_model, public
 from representation_probe.data.targets import resized
 from representation_probe.errors import ConfigError, InputWarning, warn
 from representation_probe.models import FeatureExtractor, pool as pooled, prefix_tokens
-from representation_probe.models.layers import select_layers
-from representation_probe.runs.rundir import Run, RunDir, write_atomic
+from representation_probe.models.layers import layer_table, select_layers
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Features(Result):
     """layer -> (N, ...) outputs (pooled to (N, D) if asked), images in order, and their `labels` when the data
     had them; a row per (layer, image) with the output's L2 norm, mean and standard deviation."""
 
     command = "extract"
     metrics = ("norm", "mean", "std")
+    tensors = ("features", "labels")
 
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     labels: torch.Tensor | None = field(default=None, repr=False)
@@ -32,19 +31,16 @@ class Features(Result):
     def __getitem__(self, layer: str) -> torch.Tensor:
         return self.features[layer]
 
-    def _write(self, run_dir: RunDir) -> None:
-        buffer = io.BytesIO()
-        torch.save(dict(features=self.features, labels=self.labels), buffer)
-        write_atomic(run_dir.features_file, buffer.getvalue())
 
-    @classmethod
-    def from_run(cls, run: Run) -> Features:
-        saved = torch.load(run.features_file, weights_only=True) if run.features_file.is_file() else {}
-        return cls(rows=run.summaries, history_rows=run.metrics, config=run.config,
-                   features=saved.get("features", {}), labels=saved.get("labels"))
+@public
+def layers(model):
+    """Every layer of `model` (anything rp.load takes) as a DataFrame, probe points first: layer, alias (its paper
+    name), output (what it reads of a container: `tensor`, `[0] of tuple(2)`), shape (one image's, at the
+    model's size), relative_depth (probe points) and probe_point."""
+    return layer_table(as_model(model))
 
 
-@returns_memory
+@public
 def extract(model, images, layers=None, *, pool: str | None = None, batch_size: int = 64) -> Features:
     """Every requested layer's output for every image, one truncated forward per batch.
 

@@ -12,7 +12,7 @@ from representation_probe import metrics
 from representation_probe.metrics import doubts
 from representation_probe.api.images import as_images, call_size, items
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, public
 from representation_probe.config.checks import distinct, seed_list
 from representation_probe.errors import ConfigError, InversionWarning
 from representation_probe.inversion import InversionModule, Sample
@@ -26,7 +26,7 @@ from representation_probe.tracking.keys import sample_key, varying_ids
 PROBE_POINTS = "probe_points"  # layer= every probe point of the model, as one batch
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Inversion(Result):
     """One row per (layer, image, seed) sample: final loss, m_g, m_i, m_s, m_i_ref, m_g/m_s, PSNR, SSIM;
     `a_g` the generated images in the same order, `targets` by image name, `shifted` each sample's a'."""
@@ -34,6 +34,7 @@ class Inversion(Result):
     command = "invert"
     metrics = ("loss", "m_g", "m_i", "m_s", "m_i_ref", "m_g_over_m_s", "psnr", "ssim")
     by_depth = ("m_g_over_m_s", "m_i")
+    tensors = ("a_g", "targets", "shifted")
 
     a_g: torch.Tensor | None = None
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -74,7 +75,10 @@ class Inversion(Result):
 
     @classmethod
     def from_run(cls, run: Run) -> Inversion:
-        """The images as the PNGs hold them (8 bits per channel)."""
+        """The images exactly (tensors.pt); from a run without it, as its PNGs hold them (8 bits per channel)."""
+        if run.tensors_file.is_file():
+            return super().from_run(run)
+
         def stack(paths):
             images = [read_png(path) for path in paths]
             return torch.stack(images) if images and all(i is not None for i in images) else None
@@ -87,8 +91,8 @@ class Inversion(Result):
                    shifted=stack([run.shifted(r["image"], r["seed"]) for r in rows]))
 
 
-@returns_memory
-def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, optimizer="adam",
+@public
+def invert(model, images="chelsea", layers=None, *, seed=0, steps: int = 200, optimizer="adam",
            lr=(0.05, 0.0), blur_sigma=None, clamp: bool = False, loss: str = "l1", init_mean: float = 0.7,
            init_std: float = 0.05, shift_std: float = 0.05, record_every: int = 10, image_every: int = 100,
            eps_by_layer: Mapping[str, float] | None = None, steps_per_batch: int | None = None,
@@ -101,9 +105,9 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     Args:
         model: anything rp.load takes, or a loaded model.
         images: sample names, files, PIL images or [0, 1] tensors (see rp.api.images.as_images).
-        layer: a layer (name, alias, probe-point index, relative depth or module), a list of them,
+        layers: a layer (name, alias, probe-point index, relative depth or module), a list of them,
             'probe_points', or None for the model's default layer.
-        seeds: one seed or several: each draws its own a_0 and reference shift a'.
+        seed: one seed or several (a list): each draws its own a_0 and reference shift a'.
         steps, lr, optimizer: the descent: lr is eps, constant or [start, end] (linear); optimizer
             'adam' (default, no per-layer tuning) or 'sgd' (the paper's eq. 4), or a callable.
         blur_sigma: the 3x3 Gaussian of eq. 5 after each step (a sigma or [start, end]); clamp: to [0, 1].
@@ -120,12 +124,12 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     if min(size) < metrics.MIN_SSIM_SIZE:
         raise ConfigError(f"model.image_size must be at least {metrics.MIN_SSIM_SIZE} for invert (the SSIM of a_g "
                           f"takes an 11-pixel window), got {size[0]}x{size[1]}")
-    seeds = seed_list(seeds)
+    seeds = seed_list(seed)
     precision = str(_settings(trainer).get("precision", "32-true"))
     if bf16_until is not None and precision != "32-true":
         raise ConfigError(f"inversion.bf16_until switches the steps between bf16 and float32 itself: keep "
                           f"trainer.precision=32-true (got {precision}), or drop bf16_until")
-    layers = chosen_layers(backbone, layer, size)
+    layers = chosen_layers(backbone, layers, size)
     check_fits(backbone.net, size, backbone.channels, len(layers) * len(items(images)) * len(seeds),
                "invert (model.image_size, the layers x images x seeds of one batch)", device=_device(trainer))
     targets = as_images(images, size, backbone.channels)
@@ -150,7 +154,7 @@ def invert(model, images="chelsea", layer=None, *, seeds=0, steps: int = 200, op
     doubts.say(rows, InversionWarning)
     arguments = dict(model=backbone.name, weights=backbone.weights, image_size=size[0] if size[0] == size[1] else
                      list(size),
-                     images=list(targets), layer=layers, seeds=seeds, steps=steps, optimizer=optimizer, lr=lr,
+                     images=list(targets), layers=layers, seed=seeds, steps=steps, optimizer=optimizer, lr=lr,
                      blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean, init_std=init_std,
                      shift_std=shift_std, record_every=record_every, eps_by_layer=eps_by_layer, bf16_until=bf16_until)
     return Inversion(rows=rows, history_rows=module.history, config=arguments, a_g=module.image.detach().cpu(),
@@ -177,10 +181,10 @@ def chosen_layers(backbone: Backbone, layer, size: tuple[int, int] | None = None
         return list(backbone.probe_points)
     layers = select_layers(backbone, layer)
     if not layers:
-        raise ConfigError(f"layer is empty: name one or more layers of {backbone.name}, or probe_points")
+        raise ConfigError(f"layers is empty: name one or more layers of {backbone.name}, or probe_points")
     nodes = resolve_layers(backbone, layers, size)  # an unknown name fails here, before any logger or run starts
-    distinct("layer", layers)
-    distinct("layer (as the graph names it)", [joined(nodes[layer].node, nodes[layer].path) for layer in layers])
+    distinct("layers", layers)
+    distinct("layers (as the graph names them)", [joined(nodes[layer].node, nodes[layer].path) for layer in layers])
     return layers
 
 

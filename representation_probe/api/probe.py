@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, Dataset
 
 from representation_probe.api.data import as_datamodule, data_name, data_size
-from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, returns_memory
+from representation_probe.api.results import Result, saved_tensors
+from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, public
 from representation_probe.api.seeds import repeat
 from representation_probe.config.checks import positive_int
 from representation_probe.config.optimizers import optimizer_factory
@@ -22,11 +22,11 @@ from representation_probe.metrics import doubts
 from representation_probe.models import cache_features
 from representation_probe.models.layers import select_layers
 from representation_probe.probes import LinearProbes, PooledFeatures
-from representation_probe.runs.rundir import RunDir
+from representation_probe.runs.rundir import Run, RunDir
 from representation_probe.training.epoch_metrics import EpochMetrics
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Probing(Result):
     """A row per layer: test `accuracy` of its linear head, the best validation accuracy and its epoch;
     `probes` the trained heads."""
@@ -35,8 +35,21 @@ class Probing(Result):
     metrics = ("accuracy", "val_acc")
     conditions = ("pool",)
     by_depth = ("accuracy",)
+    tensors = ("probes",)
 
     probes: LinearProbes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_run(cls, run: Run) -> Probing:
+        """The rows, and the trained heads rebuilt from their saved weights (a run of one seed)."""
+        saved = saved_tensors(run)
+        result = cls(rows=run.summaries, history_rows=run.metrics, config=run.config)
+        if saved.get("probes") is not None:
+            rows = result.rows
+            result.probes = LinearProbes([r["layer"] for r in rows], [r["features"] for r in rows], rows[0]["classes"],
+                                         optimizer_factory("adam"))
+            result.probes.load_state_dict(saved["probes"])
+        return result
 
     @property
     def accuracy(self) -> dict[str, float]:
@@ -47,9 +60,9 @@ class Probing(Result):
         return {layer: sum(v) / len(v) for layer, v in values.items()}
 
 
-@returns_memory
+@public
 def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool = True, batch_size: int = 256,
-          epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seeds=0,
+          epochs: int = 100, patience: int | None = 10, optimizer="adam", lr: float | None = 1e-2, seed=0,
           trainer=None, callbacks=(), directory: str | Path | None = None, progress: Progress = False,
           loggers=()) -> Probing:
     """Train every layer's linear head at once on the train split, keep each head's best epoch by validation
@@ -64,13 +77,13 @@ def probe(model, data="patches", layers=None, *, pool: str = "mean", cache: bool
         cache: pool every image's features once; epochs then skip the backbone (the same result).
         epochs, patience: at most `epochs`, stopping when the mean validation accuracy has not risen for
             `patience` epochs (None: never early); optimizer, lr: Adam 1e-2 on standardised features.
-        seeds: one seed or several: each trains its own heads (an untrained model's weights come from its
+        seed: one seed or several (a list): each trains its own heads (an untrained model's weights come from its
             init_seed); several give a row per (layer, seed), `spread()` their mean and sd, each run in
             <directory>/seed<s>.
         trainer, callbacks, directory, progress, loggers: as in rp.decode.
     """
-    settings = {key: value for key, value in locals().items() if key not in ("seeds", "directory", "loggers")}
-    return repeat(seeds, lambda seed, where, logged: _probe(**settings, seed=seed, directory=where, loggers=logged),
+    settings = {key: value for key, value in locals().items() if key not in ("seed", "directory", "loggers")}
+    return repeat(seed, lambda one, where, logged: _probe(**settings, seed=one, directory=where, loggers=logged),
                   directory, loggers=loggers)
 
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from representation_probe.errors import ConfigError
@@ -17,7 +19,7 @@ IDS = ("study", "model", "weights", "layer", "relative_depth", "image", "seed") 
 RESULTS: dict[str, type[Result]] = {}  # command -> its result class, for `open`
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """A study's outcome. `rows` are the summary.json rows (one per sample, layer or model); subclasses add
     their tensors and say which row keys are measurements (`metrics`) and which describe the condition
@@ -27,12 +29,30 @@ class Result:
     metrics: ClassVar[tuple[str, ...]] = ()
     conditions: ClassVar[tuple[str, ...]] = ()
     by_depth: ClassVar[tuple[str, ...]] = ()  # the measurements W&B plots against relative depth
+    tensors: ClassVar[tuple[str, ...]] = ()  # fields saved exactly (tensors.pt) and read back by `open`
     cell: ClassVar[tuple[str, ...] | None] = None  # what `spread` groups the seeds by (None: every id but the seed)
 
     rows: list[dict]
     history_rows: list[dict] = field(default_factory=list, repr=False)  # metrics.csv
     config: dict = field(default_factory=dict, repr=False)  # the arguments, as config.yaml records them
     by_seed: dict[int, Result] = field(default_factory=dict, repr=False)  # each seed's run, when several (seeds.py)
+
+    def __repr__(self) -> str:
+        """A line, not the tensors: the study, its rows, the models, layers and seeds, the tensors' shapes."""
+        def shape(value) -> str:
+            if isinstance(value, torch.Tensor):
+                return "x".join(map(str, value.shape))
+            return f"{len(value)} tensors" if isinstance(value, dict) else type(value).__name__
+
+        ids = {key: list(dict.fromkeys(str(row.get(key)) for row in self.rows if row.get(key) is not None))
+               for key in ("model", "layer", "seed")}
+        held = [f"{name} {shape(getattr(self, name))}" for name in self.tensors
+                if getattr(self, name, None) is not None and (not isinstance(getattr(self, name), dict)
+                                                              or getattr(self, name))]
+        parts = [f"{len(self.rows)} rows", *(f"{key}s {', '.join(v[:6])}{', ...' if len(v) > 6 else ''}"
+                                             for key, v in ids.items() if v), *held]
+        doubts = sum(len(row.get("warnings") or []) for row in self.rows)
+        return f"{type(self).__name__}({'; '.join(parts)}{f'; {doubts} warnings' if doubts else ''})"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -99,6 +119,10 @@ class Result:
         if self.history_rows:
             run_dir.write_metrics(self.history_rows)
         self._write(run_dir)
+        if self.tensors:
+            buffer = io.BytesIO()
+            torch.save({name: self._saved(name) for name in self.tensors}, buffer)
+            write_atomic(run_dir.tensors_file, buffer.getvalue())
         if len(self.seeds) > 1:
             write_csv(run_dir.table("spread"), self.spread().to_dict("records"))
         run_dir.write_summary(self.rows)
@@ -106,6 +130,11 @@ class Result:
 
     def _write(self, run_dir: RunDir) -> None:
         """The study's own files (images, matrices, decoders)."""
+
+    def _saved(self, name: str):
+        """What tensors.pt holds of the field `name`: the field itself; a module, its state_dict."""
+        value = getattr(self, name)
+        return value.state_dict() if isinstance(value, torch.nn.Module) else value
 
     def row_images(self) -> list | None:
         """An image per row ((3, H, W) in [0, 1]) where the study makes one, for the W&B table."""
@@ -117,11 +146,25 @@ class Result:
 
     @classmethod
     def from_run(cls, run: Run) -> Result:
-        return cls(rows=run.summaries, history_rows=run.metrics, config=run.config)
+        """The result its run directory records: rows, history, config and the tensors of tensors.pt, exactly."""
+        return cls(rows=run.summaries, history_rows=run.metrics, config=run.config, **saved_tensors(run))
+
+
+def saved_tensors(run: Run) -> dict:
+    """The fields tensors.pt holds (none for a run without one: an older or a failed run)."""
+    if not run.tensors_file.is_file():
+        return {}
+    try:
+        return torch.load(run.tensors_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: the run's rows stay readable
+        raise ConfigError(f"cannot read {run.tensors_file} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                          "its rows are in summary.json") from None
 
 
 def open(run_dir: str | Path) -> Result:  # noqa: A001 - rp.open, as the issue names it
-    """A run directory (of the command line or of `.save`) as the result object its study returns."""
+    """A run directory (of the command line or of `.save`) as the result object its study returns: its rows,
+    history and config, its tensors exactly as they were saved, and for a run of several seeds each seed's run
+    (`by_seed`, from <run_dir>/seed<s>)."""
     run = read_run(Path(run_dir))
     if run.broken:
         raise ConfigError(f"cannot read {run_dir}: {run.broken}")
@@ -131,7 +174,12 @@ def open(run_dir: str | Path) -> Result:  # noqa: A001 - rp.open, as the issue n
     command = run.command
     if command not in RESULTS:
         raise ConfigError(f"{run_dir} is a {command} run, which has no result object; read its summary.json")
-    return RESULTS[command].from_run(run)
+    result = RESULTS[command].from_run(run)
+    seeds = [seed for seed in result.seeds if isinstance(seed, int)]
+    children = {seed: Path(run_dir) / f"seed{seed}" for seed in seeds}
+    if len(seeds) > 1 and all((child / "summary.json").is_file() for child in children.values()):
+        result.by_seed = {seed: open(child) for seed, child in children.items()}
+    return result
 
 
 def _plain(value):

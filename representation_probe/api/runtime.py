@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import difflib
 import functools
 import gc
+import inspect
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 import lightning as L
 
+from representation_probe.errors import KeywordError
 from representation_probe.models import Backbone
 from representation_probe.models.load import load
 from representation_probe.runs import interrupts
@@ -87,6 +90,26 @@ def checkpointing(callbacks, directory) -> dict:
 
     wanted = any(isinstance(callback, ModelCheckpoint) for callback in callbacks)
     return dict(enable_checkpointing=wanted, **({"default_root_dir": str(directory)} if directory else {}))
+
+
+def public(function):
+    """What every public rp.* function gets: its keywords checked as the command line checks its keys (an unknown
+    one is a KeywordError naming the closest), and its memory given back when it ends (`returns_memory`)."""
+    parameters = inspect.signature(function).parameters
+    names = [name for name, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    measured = returns_memory(function)
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise KeywordError(f"rp.{function.__name__} takes no keyword {key!r}{hint}; it takes "
+                                   f"{', '.join(names)}")
+        return measured(*args, **kwargs)
+
+    return checked
 
 
 def returns_memory(study):

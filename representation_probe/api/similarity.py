@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from representation_probe.api.data import as_datamodule, dataset_label, sized_images
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import as_model, returns_memory
+from representation_probe.api.runtime import as_model, public
 from representation_probe.config.checks import positive_int
 from representation_probe.errors import ConfigError
 from representation_probe.metrics.neighbours import check_neighbours
@@ -28,7 +28,7 @@ from representation_probe.similarity.results import METRICS, Similarity
 GIB = 2**30
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Comparison(Result):
     """A row per model and representation (the pixels, then its probe points): `<metric>_step` (the distance
     from the representation before) and `<metric>_vs_pixels`; `similarity` holds every (L, L) matrix."""
@@ -72,7 +72,7 @@ class Comparison(Result):
         return cls(rows=run.summaries, history_rows=run.metrics, config=run.config, similarity=found)
 
 
-@returns_memory
+@public
 def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: str = "mean", pixels: bool = True,
                debiased: bool = False, cka_batch_size: int | None = None, mknn_k: int = 10, ii_k: int = 1,
                memory_gb: float = 4.0, batch_size: int | None = None, spill: str | Path | None = None) -> Comparison:
@@ -120,7 +120,7 @@ def similarity(models, data="patches", *, metrics=("cka", "mknn", "ii"), pool: s
         dims = dimensions(extractors, size, images[0][0].shape[0], pool, pixels)
         if "cka" in metrics and cka_batch_size is None and gram_bytes(n, len(dims)) > memory_gb * GIB:
             raise ConfigError(f"CKA over all {n} images at once needs {gram_bytes(n, len(dims)) / GIB:.1f} GiB of Gram "
-                              f"matrices (memory_gb={memory_gb}): set cka.batch_size (minibatch CKA, e.g. 500)")
+                              f"matrices (memory_gb={memory_gb}): set cka_batch_size (minibatch CKA, e.g. 500)")
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as scratch:
             on_disk = bytes_needed(n, dims) > memory_gb * GIB
@@ -165,10 +165,10 @@ def _check_counts(metrics: list[str], n: int, batch_size: int | None, mknn_k: in
     """k of each neighbour metric below n; the minibatch size (returned) dividing n."""
     for metric, k in (("mknn", mknn_k), ("ii", ii_k)):
         if metric in metrics:
-            check_neighbours(k, n, f"{metric}.k")
-    if batch_size is not None and "cka" in metrics and (positive_int("cka.batch_size", batch_size) < 4
+            check_neighbours(k, n, f"{metric}_k")
+    if batch_size is not None and "cka" in metrics and (positive_int("cka_batch_size", batch_size) < 4
                                                         or n % batch_size):
-        raise ConfigError(f"minibatch CKA needs batches of one size, at least 4: cka.batch_size={batch_size} "
+        raise ConfigError(f"minibatch CKA needs batches of one size, at least 4: cka_batch_size={batch_size} "
                           f"must divide the {n} images")
     return batch_size
 

@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, returns_memory
+from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, public
 from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts
@@ -24,7 +24,7 @@ from representation_probe.training.epoch_metrics import EpochMetrics
 from representation_probe.training.keep_best import KeepBest
 
 
-@dataclass
+@dataclass(repr=False)  # Result's short repr
 class Tradeoff(Result):
     """One row: test accuracy, MSE (on [-1, 1] images), CE and PSNR of the epoch with the lowest validation
     objective w * MSE + (1 - w) * CE; `reconstructions` the first test images over their D(E(x))."""
@@ -32,6 +32,7 @@ class Tradeoff(Result):
     command = "tradeoff"
     metrics = ("accuracy", "mse", "ce", "psnr", "val_loss", "val_acc", "val_mse")
     conditions = ("weight", "latent")
+    tensors = ("reconstructions",)
 
     module: TradeoffModule | None = field(default=None, repr=False)
     reconstructions: torch.Tensor | None = field(default=None, repr=False)
@@ -42,11 +43,14 @@ class Tradeoff(Result):
 
     @classmethod
     def from_run(cls, run: Run) -> Tradeoff:
+        """The reconstructions exactly (tensors.pt); from a run without it, as its PNG holds them."""
+        if run.tensors_file.is_file():
+            return super().from_run(run)
         return cls(rows=run.summaries, history_rows=run.metrics, config=run.config,
                    reconstructions=read_png(run.reconstructions))
 
 
-@returns_memory
+@public
 def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", latent: int | None = None,
              max_steps: int = 1200, val_every: int = 30, optimizer="adam", lr: float | None = 1e-3, seed: int = 0,
              trainer=None, callbacks=(), resume=None, directory: str | Path | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from statistics import mean, stdev
 
 from representation_probe.decoders.evaluate import HELD_OUT
@@ -32,6 +33,13 @@ def layer_rows(summaries: dict[str, list[dict]], paths: dict[str, str | None], w
         row["runs"] = dict(paths)
         out.append(row)
     return out
+
+
+def study_dir(atlas: Path, path: str) -> Path:
+    """A study's run directory as an atlas row records it: relative to the atlas's directory (which may have
+    moved), else as it was written (an absolute path, a reused run elsewhere)."""
+    inside = atlas / path
+    return inside if not Path(path).is_absolute() and inside.is_dir() else Path(path)
 
 
 def cells(rows: list[dict]) -> list[dict]:

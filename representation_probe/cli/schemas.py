@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -163,14 +164,35 @@ class AtlasStudies:
     similarity: Optional[SimilarityStudy] = field(default_factory=SimilarityStudy)
 
 
-def known_keys(path: str) -> list[str] | None:
+MODEL_SCHEMAS = {"base": Model, "timm_base": TimmModel, "mlp_base": MLPModel, "module_base": ModuleModel}
+
+
+def known_keys(path: str, choice: str | None = None) -> list[str] | None:
     """The keys a schema'd config node takes (`inversion`, `model`, `studies`, ...), None if it has no schema.
-    The model's are every family's: which apply depends on the family, which its builder checks."""
+    The model's are those of the chosen model config's schema (`choice`: model=module takes target, ...), or
+    every family's when it is not known."""
+    model = model_schema(choice)
     nodes = dict(inversion=[Inversion], decode=[Decode], probe=[Probe], tradeoff=[Tradeoff], net=[TradeoffNet],
-                 studies=[AtlasStudies], model=[Model, TimmModel, MLPModel, ModuleModel])
+                 studies=[AtlasStudies], model=[model] if model else list(MODEL_SCHEMAS.values()))
     if path not in nodes:
         return None
     return sorted({f.name for node in nodes[path] for f in fields(node)})
+
+
+def model_schema(choice: str | None):
+    """The schema conf/model/<choice>.yaml extends (through the presets it builds on), or None."""
+    from representation_probe.config.presets import CONF
+
+    seen = set()
+    while choice and choice not in seen and (CONF / "model" / f"{choice}.yaml").is_file():
+        seen.add(choice)
+        entries = yaml.safe_load((CONF / "model" / f"{choice}.yaml").read_text()).get("defaults", [])
+        names = [entry for entry in entries if isinstance(entry, str) and entry != "_self_"]
+        schema = next((MODEL_SCHEMAS[name] for name in names if name in MODEL_SCHEMAS), None)
+        if schema is not None:
+            return schema
+        choice = names[0] if names else None
+    return None
 
 
 def register() -> None:

@@ -19,6 +19,7 @@ from representation_probe.errors import ConfigError
 ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 HYDRA_NOISE = ("full_key:", "object_type=", "reference_type=", "See https", "Config search path", "provider=")
 
+
 def user_error(err: BaseException) -> str | None:
     """The one line for an error the user fixes (bad input, an unknown config, a bad override, an
     unwritable directory), or None for a bug. Looks behind the exceptions that wrap a ConfigError
@@ -51,17 +52,29 @@ def user_error(err: BaseException) -> str | None:
         return " ".join(line if line[-1] in ".:;?!" else f"{line}." for line in lines)
     return None
 
+
 def unknown_key(key: str, command: str | None = None) -> str:
     """The one line for a key no schema has: what its node takes, the closest; no advice to add it with a +
     (which would run with the key ignored)."""
     parent, _, leaf = key.rpartition(".")
     command = command or next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--config-name=")), "<command>")
-    known = schemas.known_keys(parent) if parent else None
+    known = schemas.known_keys(parent, _choice(parent, command)) if parent else None
     closest = difflib.get_close_matches(leaf, known or _top_level_keys(command), n=1)
     takes = f"; {parent} takes {', '.join(known)}" if known else \
         f"; `python -m representation_probe {command} --cfg job` lists the keys"
     suggestion = f" (did you mean {'.'.join([*([parent] if parent else []), closest[0]])}?)" if closest else ""
     return f"unknown key {key}{suggestion}{takes}"
+
+
+def _choice(group: str, command: str) -> str | None:
+    """The option of a config group the command line chose (`model=module`), else the command's default."""
+    given = [a.split("=", 1)[1] for a in sys.argv if a.lstrip("+~").startswith(f"{group}=")]
+    if given:
+        return given[-1]
+    path = presets.CONF / f"{command}.yaml"
+    entries = OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []) if path.is_file() else []
+    return next((item[group] for item in entries if isinstance(item, dict) and group in item), None)
+
 
 def _top_level_keys(command: str) -> list[str]:
     """The keys of conf/<command>.yaml and the groups its defaults list (seed, model, ...), for a suggestion."""
@@ -72,6 +85,7 @@ def _top_level_keys(command: str) -> list[str]:
     groups = [next(iter(item)) for item in entries.pop("defaults", []) if isinstance(item, dict)]
     return [key for key in [*entries, *groups] if key != "hydra"]
 
+
 def _chain(err: BaseException | None):
     """The exception and those behind it: its cause, or the one it was raised while handling (a full disk
     behind the error of the code that tried to clean up after it)."""
@@ -80,6 +94,7 @@ def _chain(err: BaseException | None):
         seen.add(id(err))
         yield err
         err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+
 
 def first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}".splitlines()[0]

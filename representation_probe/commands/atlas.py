@@ -43,7 +43,7 @@ def run(cfg: DictConfig) -> None:
               for w in weights]
     result = atlas(arguments(cfg.model), weights=checkpoints, labels=labels, name=model_name,
                    data=dataset(config_choice("dataset"), **plain(cfg.dataset)), images=as_list(plain(cfg.images)),
-                   seeds=seeds, image_size=size, studies=studies, directory=run_dir.path, reuse=roots[1:])
+                   seed=seeds, image_size=size, studies=studies, directory=run_dir.path, reuse=roots[1:])
     result.save(run_dir.path, config=cfg)
     log_result(build_loggers(cfg, "atlas", tags=[model_name, "atlas"]), result)
     log.info("wrote %s", run_dir.path / "report.html")

@@ -57,7 +57,7 @@ def _decode(cfg: DictConfig, seed: int, run_dir: RunDir, loggers):
     callbacks = build_callbacks(cfg.callbacks, run_dir)
     result = decode(arguments(cfg.model), instantiate(cfg.dataset), plain(d.layers), epochs=cfg.trainer.max_epochs,
                     optimizer=instantiate(cfg.optimizer), lr=None, eval_images=as_list(plain(cfg.eval_images)),
-                    inversion_options=arguments(cfg.inversion), seeds=seed, trainer=trainer_factory(cfg.trainer),
+                    inversion_options=arguments(cfg.inversion), seed=seed, trainer=trainer_factory(cfg.trainer),
                     callbacks=callbacks, resume=resume.path, directory=run_dir.path, progress=True, loggers=loggers,
                     **{key: plain(d[key]) for key in STUDY})
     remove_untracked(run_dir, [c.state_dict() for c in callbacks if isinstance(c, ModelCheckpoint)])

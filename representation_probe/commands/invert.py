@@ -21,13 +21,13 @@ def run(cfg: DictConfig) -> float:
     """Invert every (layer, image, seed) as one batch; returns the mean final m_g."""
     run_dir = run_directory()
     backbone = load(arguments(cfg.model))
-    layers = chosen_layers(backbone, plain(cfg.layer))
-    if cfg.layer is None or cfg.layer == "probe_points":  # config.yaml records the layers actually inverted
-        cfg.layer = layers[0] if cfg.layer is None else layers
+    layers = chosen_layers(backbone, plain(cfg.layers))
+    if cfg.layers is None or cfg.layers == "probe_points":  # config.yaml records the layers actually inverted
+        cfg.layers = layers[0] if cfg.layers is None else layers
     loggers = build_loggers(cfg, "invert", tags=[cfg.model.name, f"weights:{cfg.model.weights}", *layers])
-    images = as_list(plain(cfg.image))
-    distinct("image", [str(image) for image in images])
-    result = invert(backbone, images, layers, seeds=plain(cfg.seed), **arguments(cfg.inversion),
+    images = as_list(plain(cfg.images))
+    distinct("images", [str(image) for image in images])
+    result = invert(backbone, images, layers, seed=plain(cfg.seed), **arguments(cfg.inversion),
                     trainer=trainer_factory(cfg.trainer), progress=True, loggers=loggers)
     result.save(run_dir.path, config=cfg)
     log_result(loggers, result)

@@ -9,7 +9,7 @@ import time
 import torch
 from omegaconf import DictConfig
 
-from representation_probe.cli.shell import arguments, run_directory
+from representation_probe.cli.shell import arguments, plain, run_directory
 from representation_probe.config.checks import as_list, positive_int
 from representation_probe.data import image_name, load_target
 from representation_probe.errors import ConfigError
@@ -23,6 +23,14 @@ from representation_probe.tracking.results import log_rows
 log = logging.getLogger(__name__)
 
 
+def one_image(images) -> str:
+    """The one image the study inverts exactly (images=chelsea, or a list of one)."""
+    listed = as_list(images)
+    if len(listed) != 1:
+        raise ConfigError(f"invertibility studies one image: images=chelsea (or a file), got {len(listed)} ({listed})")
+    return str(listed[0])
+
+
 def run(cfg: DictConfig) -> float:
     """Returns the composed map's condition number (a sweep can minimise it)."""
     run_dir = run_directory()
@@ -32,7 +40,8 @@ def run(cfg: DictConfig) -> float:
     if backbone.family.name != "mlp":
         raise ConfigError(f"invertibility studies MLPs (model=mlp); {backbone.name} is a {backbone.family.name} "
                           "model, whose convolutions, pooling and residual sums are not inverted layer by layer here")
-    target = load_target(cfg.image, cfg.model.image_size)
+    image = one_image(plain(cfg.images))
+    target = load_target(image, cfg.model.image_size)
     start = time.perf_counter()
     result = study(backbone.net, target, seed=cfg.seed, exact=cfg.exact, precisions=as_list(cfg.precisions),
                    method=cfg.method, draws=cfg.noise.draws, noise_std=cfg.noise.std, shift_std=cfg.shift_std,
@@ -40,7 +49,7 @@ def run(cfg: DictConfig) -> float:
                    random_std=cfg.random_inputs.std)
     seconds = time.perf_counter() - start
     summary = dict(command="invertibility", model=cfg.model.name, weights=str(cfg.model.weights),
-                   layer=backbone.default_layer, image=image_name(cfg.image), seed=cfg.seed, **backbone.details,
+                   layer=backbone.default_layer, image=image_name(image), seed=cfg.seed, **backbone.details,
                    method=cfg.method, **result.summary, seconds=round(seconds, 3))
     _write(run_dir, cfg, summary, result, target)
     composed = summary["composed"]

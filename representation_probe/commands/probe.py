@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> float:
     data = dataset(config_choice("dataset"), **plain(cfg.dataset))
     result = repeat(seeds, lambda seed, where, logged: probe(
         arguments(cfg.model), data, **arguments(cfg.probe), epochs=cfg.trainer.max_epochs,
-        optimizer=instantiate(cfg.optimizer), lr=None, seeds=seed, trainer=trainer_factory(cfg.trainer),
+        optimizer=instantiate(cfg.optimizer), lr=None, seed=seed, trainer=trainer_factory(cfg.trainer),
         directory=where, progress=True, loggers=logged),
         run_dir.path, request=for_seed(cfg), loggers=loggers)
     if result.rows:  # rank 0

@@ -32,9 +32,9 @@ def run(cfg: DictConfig) -> None:
     # the held-out split, the same images for every model: dataset.count of them where the dataset
     # generates its images (patches, noise), a folder's whole validation split
     data = plain(cfg.dataset) | ({"val_count": cfg.dataset.count} if "count" in cfg.dataset else {})
-    result = similarity(backbones, dataset(config_choice("dataset"), **data), metrics=as_list(plain(cfg.metric)),
-                        pool=cfg.pool, pixels=cfg.pixels, debiased=cfg.cka.debiased, cka_batch_size=cfg.cka.batch_size,
-                        mknn_k=cfg.mknn.k, ii_k=cfg.ii.k, memory_gb=cfg.memory_gb, spill=run_dir.features)
+    result = similarity(backbones, dataset(config_choice("dataset"), **data), metrics=as_list(plain(cfg.metrics)),
+                        pool=cfg.pool, pixels=cfg.pixels, debiased=cfg.debiased, cka_batch_size=cfg.cka_batch_size,
+                        mknn_k=cfg.mknn_k, ii_k=cfg.ii_k, memory_gb=cfg.memory_gb, spill=run_dir.features)
     result.save(run_dir.path, config=cfg)
     _log(cfg, result, names, weights, run_dir.figures())
 

@@ -20,13 +20,14 @@ NO_BETTER = 0.98  # a reconstruction error above this share of the mean image's 
 
 STILL = 1e-3  # a distance that changed by less than this share of its start did not move
 NAMED_BY = ("model", "layer", "image", "seed", "weight", "latent")  # what tells a row apart in a warning
+KEYED = ("seed", "weight", "latent")  # said with their name: a number alone would not say what it is
 
 
 def say(rows: list[dict], category: type[ResultWarning]) -> None:
     """Each row's warnings through Python's `warnings`, named by the row's study, model, layer, image, seed,
     weight or latent, attributed to the caller's line outside this package (a notebook cell, a script)."""
     for row in rows:
-        name = " ".join([row.get("command", "run"), *(f"{key} {row[key]}" if key == "seed" else str(row[key])
+        name = " ".join([row.get("command", "run"), *(f"{key} {row[key]}" if key in KEYED else str(row[key])
                                                       for key in NAMED_BY if row.get(key) is not None)])
         for warning in row.get("warnings") or []:
             warn(f"{name}: {warning}", category)

@@ -46,7 +46,12 @@ def trace(net: nn.Module, tracer_kwargs: dict | None) -> tuple[dict[str, str], d
     """(node name -> its op, in execution order; module -> what it returned, with Node names for its values)
     of the network in eval mode, as create_feature_extractor names the nodes."""
     tracer = _OutputTracer(**_with_defaults(dict(tracer_kwargs or {})))
-    tracer.trace(net.eval())
+    modes = [(module, module.training) for module in net.modules()]
+    try:
+        tracer.trace(net.eval())
+    finally:  # a network being trained stays in its modes (Lightning keeps the modes it finds)
+        for module, training in modes:
+            module.training = training
     ops = {name: node.op for node, name in tracer.node_to_qualname.items()}
     names = dict(tracer.node_to_qualname)
     return ops, {module: _as_nodes(out, names) for module, out in tracer.returned.items()}

@@ -14,7 +14,7 @@ import torchvision
 from torch import nn
 
 from representation_probe.config import presets
-from representation_probe.errors import ConfigError
+from representation_probe.errors import ConfigError, KeywordError
 from representation_probe.models.backbone import Backbone, as_pair, create_model, freeze
 from representation_probe.models.families import resnet, vit
 from representation_probe.models.families.hf import default_size
@@ -63,6 +63,11 @@ def load(spec, *, weights: str | None = None, image_size: int | tuple[int, int] 
             raise ConfigError("this model is loaded already; pass its spec to rp.load to change it")
         return spec
     if isinstance(spec, nn.Module):
+        if options or weights is not None or num_classes is not None:
+            given = ", ".join([*options, *(["weights"] if weights is not None else []),
+                               *(["num_classes"] if num_classes is not None else [])])
+            raise KeywordError(f"rp.load of a module takes it as it is, with its own weights and head; it takes no "
+                               f"{given} (image_size, normalize, name and probe_points apply)")
         return _from_module(spec, image_size, normalize, name, probe_points)
     if type(spec).__name__.endswith("Config") and hasattr(spec, "to_dict"):  # a transformers config
         from transformers import AutoModel

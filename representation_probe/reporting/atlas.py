@@ -4,10 +4,11 @@ information it holds (linear probes) and how close it stays to the pixels (CKA),
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import numpy as np
 
-from representation_probe.atlas.rows import cells
+from representation_probe.atlas.rows import cells, study_dir
 from representation_probe.reporting.figures import colormap, png, subplots
 from representation_probe.reporting.html import Page, fmt, grid, label_cell, section, table
 from representation_probe.runs.rundir import Run, read_run
@@ -79,7 +80,7 @@ def sections(runs: list[Run], page: Page) -> str:
             (f", mean ± sd over {seeds} seeds" if seeds > 1 else "")
         first = run.summaries[0].get("seed")  # the images of one seed
         parts.append(section(html.escape(heading),
-                             body + _grids([r for r in run.summaries if r.get("seed") == first], page)))
+                             body + _grids([r for r in run.summaries if r.get("seed") == first], page, run.path)))
     return "".join(parts)
 
 
@@ -89,13 +90,14 @@ def _mean_sd(row: dict, column: str):
     return row.get(column) if sd is None else f"{fmt(row[column])} ± {fmt(sd)}"
 
 
-def _grids(rows: list[dict], page: Page) -> str:
+def _grids(rows: list[dict], page: Page, atlas: Path) -> str:
     """Per evaluation image: the target, then per layer gradient inversion's a_g and the decoder's
-    reconstruction, a row pair per weights."""
+    reconstruction, a row pair per weights (their run directories in the rows, relative to the atlas's)."""
     layers = list(dict.fromkeys(row["layer"] for row in sorted(rows, key=lambda r: r["relative_depth"])
                                 if row["relative_depth"] > 0))  # depth 0, the pixels, has no image
     out = []
-    by_label = {row["label"]: row["runs"] for row in rows}
+    by_label = {row["label"]: {study: study_dir(atlas, path) for study, path in row["runs"].items() if path}
+                for row in rows}
     first = next(iter(by_label.values()))
     inversion = read_run(first["invert"]) if "invert" in first else None
     for image in dict.fromkeys(s["image"] for s in (inversion.summaries if inversion else [])):

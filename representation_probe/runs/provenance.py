@@ -20,7 +20,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def provenance(command: str, overrides: list[str]) -> dict:
-    return dict(command=" ".join(["python -m representation_probe", command, *overrides]), **_commit(),
+    return dict(command=" ".join(["python -m representation_probe", command, *overrides]), version=_version(),
+                **_commit(),
                 threads=torch.get_num_threads(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
                 host=socket.gethostname(), python=platform.python_version(), at=time.strftime("%Y-%m-%dT%H:%M:%S"),
                 cuda=torch.version.cuda if torch.cuda.is_available() else None, libraries=_versions())
@@ -38,6 +39,14 @@ def _commit() -> dict:
     commit = git("rev-parse", "HEAD") if (REPOSITORY / ".git").exists() else None
     changed = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return dict(commit=commit, uncommitted_changes=bool(changed) if commit else None)
+
+
+def _version() -> str | None:
+    """This package's version (a wheel install has no commit: its version says what made the run)."""
+    try:
+        return importlib.metadata.version("representation_probe")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _versions() -> dict[str, str | None]:

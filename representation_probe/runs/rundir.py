@@ -44,7 +44,7 @@ class RunDir:
     decoders = property(lambda self: self.path / "decoders.ckpt")  # the best decoders, for reuse
     similarity_file = property(lambda self: self.path / "similarity.npz")  # every layer x layer matrix
     features = property(lambda self: self.path / "features")  # scratch: features too large for memory
-    features_file = property(lambda self: self.path / "features.pt")  # extract: layer -> tensor, and labels
+    tensors_file = property(lambda self: self.path / "tensors.pt")  # a result's tensors, exactly (rp.open)
     reconstructions = property(lambda self: self.images / "reconstructions.png")  # test images over their D(E(x))
 
     def figure(self, name: str) -> Path:
@@ -242,8 +242,9 @@ def _parsed(path: Path, parse, kind):
 
 
 def _numbers(row: dict) -> dict:
-    """A CSV row with its numbers as int or float (as written); names (layer, image) stay text."""
-    return {key: value if key in ("layer", "image") else _number(value) for key, value in row.items()}
+    """A CSV row with its numbers as int or float (as written); names (layer, image) stay text; an empty cell
+    (a key this row did not have) is left out."""
+    return {key: value if key in ("layer", "image") else _number(value) for key, value in row.items() if value != ""}
 
 
 def _number(text: str):
