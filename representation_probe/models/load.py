@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from representation_probe.config import presets
 from representation_probe.errors import ConfigError, KeywordError
@@ -109,8 +110,13 @@ def from_config(fields: dict, **extra) -> Backbone:
     target = fields.pop("target", None)
     if not target:
         raise ConfigError("model=module needs model.target=<importable callable that returns the nn.Module>")
-    net = freeze(importable(target)())  # built for this run: frozen for good
-    return _from_module(net, fields.get("image_size"), fields.get("normalize", "none"),
+    net = importable(target)()
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"model.target={target} returned a {type(net).__name__}, not an nn.Module; give a "
+                          "callable that returns the network")
+    size = materialized(net, fields.get("image_size"))
+    net = freeze(net)  # built for this run: frozen for good
+    return _from_module(net, size or fields.get("image_size"), fields.get("normalize", "none"),
                         extra.get("name", fields.get("name")), extra.get("probe_points", fields.get("probe_points")),
                         borrowed=False)
 
@@ -168,6 +174,7 @@ def _from_module(module: nn.Module, image_size: int | None, normalize, name: str
     """Any nn.Module with its own weights, the user's borrowed (frozen while a study runs); a torchvision ResNet
     or ViT, a timm or a transformers model gets its family's layer names and probe points."""
     family = get_family(_family_of(module))
+    image_size = materialized(module, image_size) or image_size
     natural = (default_size(module) if family.name == "hf" else None) or 224
     backbone = Backbone(name or module_name(module), family, module, as_pair(image_size) if image_size else None,
                         "none", "given", borrowed=borrowed, natural_size=(natural, natural))
@@ -175,6 +182,28 @@ def _from_module(module: nn.Module, image_size: int | None, normalize, name: str
     if probe_points is not None:
         backbone.points = _named(backbone, probe_points)
     return backbone
+
+
+def materialized(module: nn.Module, image_size) -> tuple[int, int] | None:
+    """A module with lazy layers (nn.LazyLinear, ...) run once, without gradients and in eval mode, so that they
+    take their shapes before anything freezes them: at its pinned size, else 224, the size it then takes
+    (returned); None for a module without lazy layers."""
+    if not any(is_lazy(p) for p in module.parameters()):
+        return None
+    size = as_pair(image_size) if image_size else (224, 224)
+    first = next((m for m in module.modules() if isinstance(m, nn.Conv2d) and not is_lazy(m.weight)), None)
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        with torch.no_grad():
+            module.eval()(torch.zeros(1, first.in_channels if first is not None else 3, *size))
+    except Exception as err:  # noqa: BLE001 - the network's own error for this input
+        raise ConfigError(f"{type(module).__name__} has lazy layers, and its first forward, at {size[0]}x{size[1]}, "
+                          f"failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); load it with "
+                          "image_size=<its data's size>") from None
+    finally:
+        for m, training in modes:
+            m.training = training
+    return size
 
 
 def module_name(module: nn.Module) -> str:
