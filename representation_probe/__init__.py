@@ -13,6 +13,7 @@ import importlib
 import importlib.metadata
 import sys
 import types
+import warnings
 
 from representation_probe.errors import (ConfigError, DegenerateWarning, InputWarning, InversionWarning, KeywordError,
                                          ResultWarning)
@@ -36,7 +37,7 @@ class _Package(types.ModuleType):
 
     def __getattribute__(self, name: str):
         if name in LIBRARY:
-            return getattr(importlib.import_module("representation_probe.api"), name)
+            return getattr(_library(), name)
         return super().__getattribute__(name)
 
     def __getattr__(self, name: str):
@@ -47,6 +48,14 @@ class _Package(types.ModuleType):
     def __dir__(self) -> list[str]:
         """What completion offers (`rp.<TAB>`): the library's names, though they are imported on first use."""
         return sorted({*__all__, *super().__dir__()})
+
+
+def _library() -> types.ModuleType:
+    """representation_probe.api, imported on first use without tqdm's notebook warning: torchmetrics imports
+    transformers, which imports tqdm.auto, which asks for ipywidgets in a notebook that lacks them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return importlib.import_module("representation_probe.api")
 
 
 sys.modules[__name__].__class__ = _Package

@@ -18,6 +18,7 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def resnet():
+    torch.manual_seed(0)  # its weights: the same in every worker
     return rp.load(torchvision.models.resnet18(), image_size=SIZE)
 
 

@@ -28,6 +28,10 @@ def test_the_quickstart_notebook_runs_and_shows_its_results(tmp_path, monkeypatc
     accuracy = json.loads(tables[2].replace("'", '"'))
     assert sorted(accuracy) == ["layer1", "layer2", "layer3"] and all(0 <= a <= 1 for a in accuracy.values())
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert re.search(r"150/150 \[[^]]*step/s, m_g=[0-9.e+-]+, m_g/m_s=", printed)  # progress in steps, with values
+    noise = ("GPU available", "TPU available", "Tip:", "LeafSpec", "treespec", "IProgress", "ipywidgets",
+             "Trainer.fit` stopped")
+    assert not [word for word in noise if word in printed], printed  # no banner, tip or deprecation of theirs
     ratios = [float(x) for x in re.search(r"Inversion \[([^]]*)\]", printed).group(1).split(",")]
     assert len(ratios) == 3 and all(r < 1 for r in ratios)  # read back: every layer below the shift's m_s
 

@@ -153,7 +153,7 @@ def _decode(model, data, layers, *, mode, epochs, optimizer, lr, width, min_widt
         train_set, val_set = datamodule.train_set, datamodule.val_set
         selection, held = _split(len(val_set), held_out, seed)
         record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")
-        with quiet(not progress):
+        with quiet():
             fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
                                max_epochs=epochs, **checkpointing(callbacks, directory))
             datamodule.trainer = fit  # the training batches of this rank (DDP)

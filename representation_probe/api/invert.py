@@ -141,7 +141,7 @@ def invert(model, images="chelsea", layers=None, *, seed=0, steps: int = 200, op
             optimizer=optimizer, lr=lr, blur_sigma=blur_sigma, clamp=clamp, loss=loss, init_mean=init_mean,
             init_std=init_std, shift_std=shift_std, record_every=record_every, image_every=image_every,
             eps_by_layer=eps_by_layer, steps_per_batch=steps_per_batch, bf16_until=bf16_until)
-        with quiet(not progress):
+        with quiet():
             fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=callbacks, max_epochs=1,
                                enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0)
             start = time.perf_counter()

@@ -111,7 +111,7 @@ def _probe(model, data, layers, *, pool, cache, batch_size, epochs, patience, op
                               embed=None if cache else embed)
         record = EpochMetrics(RunDir(directory) if directory is not None else None)
         stop = [EarlyStopping(monitor="val/acc", mode="max", patience=patience)] if patience is not None else []
-        with quiet(not progress):
+        with quiet():
             start = time.perf_counter()
             if cache:  # one backbone pass per image; every epoch after reads the pooled features
                 splits = {name: cache_features(embed, part, datamodule.hparams.batch_size, datamodule.hparams.workers)

@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 
 import lightning as L
 
+from representation_probe.api.progress import ProgressBar, ProgressCallback
 from representation_probe.errors import KeywordError
 from representation_probe.models import Backbone
 from representation_probe.models.load import load
 from representation_probe.runs import interrupts
 
-Progress = bool | Callable[..., None]  # True: Lightning's progress bar; a function: called after each batch
+Progress = bool | Callable[..., None]  # True: a progress bar (progress.py); a function: called after each batch
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 
 
@@ -33,8 +34,9 @@ def make_trainer(trainer: Mapping | Callable | None, *, progress: Progress = Fal
                  **fixed) -> L.Trainer:
     """A Lightning Trainer: `trainer` is a mapping of Trainer arguments or a callable taking them (the
     CLI's configured trainer); the study's `fixed` arguments win; a CPU by default."""
-    own = [*callbacks, StepRecorder(), *([ProgressCallback(progress)] if callable(progress) else [])]
-    arguments = dict(fixed, logger=list(loggers) or False, enable_progress_bar=progress is True, callbacks=own)
+    shown = [ProgressBar()] if progress is True else [ProgressCallback(progress)] if callable(progress) else []
+    own = [*callbacks, StepRecorder(), *shown]
+    arguments = dict(fixed, logger=list(loggers) or False, enable_progress_bar=False, callbacks=own)
     if callable(trainer):
         return trainer(**arguments)
     given = {key: value for key, value in (trainer or {}).items() if key != "_target_"}
@@ -48,26 +50,15 @@ class StepRecorder(L.Callback):
         interrupts.progress.update(step=trainer.global_step, epoch=trainer.current_epoch)
 
 
-class ProgressCallback(L.Callback):
-    """Calls report(done, total, metrics) after every training batch: batches done in this fit, the batches
-    planned (None if unknown), and the progress-bar metrics."""
-
-    def __init__(self, report: Callable[..., None]):
-        self.report, self.done = report, 0
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        self.done += 1
-        per_epoch = trainer.num_training_batches
-        total = trainer.max_steps if trainer.max_steps > 0 else \
-            per_epoch * trainer.max_epochs if per_epoch != float("inf") and trainer.max_epochs > 0 else None
-        self.report(self.done, total, {key: float(value) for key, value in trainer.progress_bar_metrics.items()})
+VERBOSE = False  # the command line sets it: Lightning's lines go to the run's log (resumed from, stopped at)
 
 
 @contextlib.contextmanager
-def quiet(enabled: bool = True) -> Iterator[None]:
-    """Lightning's info lines and its advice warnings silenced for the call (a library prints nothing
-    unasked); the CLI, which shows a progress bar, keeps them."""
-    if not enabled:
+def quiet() -> Iterator[None]:
+    """Lightning's info lines (its accelerator banner, tips, why a fit stopped) and its advice and deprecation
+    warnings silenced for the call: a library prints nothing unasked (a progress bar, where asked, is ours);
+    the command line keeps Lightning's lines in its run's log (VERBOSE)."""
+    if VERBOSE:
         yield
         return
     saved = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}

@@ -79,7 +79,7 @@ def tradeoff(data="digits", *, weight: float = 0.9, net="tradeoff_fc_medium", la
     built = net(input_shape=tuple(datamodule.train_set[0][0].shape), num_classes=datamodule.num_classes, latent=latent)
     module = TradeoffModule(built, weight, optimizer_factory(optimizer, lr))
     record, best = EpochMetrics(RunDir(directory) if directory is not None else None), KeepBest("val/loss")
-    with quiet(not progress):
+    with quiet():
         fit = make_trainer(trainer, progress=progress, loggers=loggers, callbacks=[*callbacks, record, best],
                            max_epochs=-1, max_steps=max_steps, check_val_every_n_epoch=None,
                            val_check_interval=val_every, **checkpointing(callbacks, directory))

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from representation_probe.api import runtime
 from representation_probe.api.runtime import LIGHTNING_LOGGERS
 from representation_probe.cli import schemas  # registers the structured configs
 from representation_probe.cli.shell import config_choice
@@ -39,6 +40,7 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     command = hydra_cfg.job.config_name
     _one_console()
+    runtime.VERBOSE = True  # Lightning's lines belong in the run's log
     run_dir = RunDir(hydra_cfg.runtime.output_dir) if hydra_cfg.output_subdir is not None else None  # else prints only
     locked = run_dir is not None and _lock(run_dir, command, hydra_cfg)
     try:

@@ -191,16 +191,22 @@ class InversionModule(L.LightningModule):
         return self.optimizer_factory(params=[self.image], lr=scheduled(self.lr, 0, self.steps))
 
     def training_step(self, steps: tuple[int, int], batch_idx: int) -> None:
-        optimizer, recorded = self.optimizers(), len(self.history)
+        optimizer = self.optimizers()
         for step in range(*steps):
             self._update(optimizer, step)
             if self.diverged_at is not None:
                 break
         self.steps_done = steps[1]  # once per batch: setting a Module attribute costs ~20 Python calls
-        if len(self.history) > recorded:  # the bar shows the latest record; self.log costs ~0.5 ms: once per batch
-            last = self.history[-len(self.samples):]
-            self.log_dict({"step": float(last[0]["step"]), "loss": sum(r["loss"] for r in last) / len(last),
-                           "m_g": sum(r["m_g"] for r in last) / len(last)}, prog_bar=True, logger=False)
+
+    def progress(self) -> tuple[int, int, dict[str, float]]:
+        """(steps done, steps, the latest record's mean m_g and m_g/m_s) for a progress bar (api/progress.py)."""
+        last = self.history[-len(self.samples):]
+        values = {}
+        if last:
+            ratios = [row["m_g"] / m_s for row, m_s in zip(last, self.m_s.tolist()) if m_s]
+            values = {"m_g": sum(row["m_g"] for row in last) / len(last)}
+            values |= {"m_g/m_s": sum(ratios) / len(ratios)} if ratios else {}
+        return self.steps_done, self.steps, values
 
     def _update(self, optimizer, step: int) -> None:
         """One step of eq. 4/5: a_{n+1} = N_c(a_n - eps_n * step(g))."""
