@@ -13,10 +13,10 @@ RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
-COPY pyproject.toml setup.py ./
+COPY pyproject.toml setup.py constraints.txt ./
 COPY representation_probe ./representation_probe
 COPY hydra_plugins ./hydra_plugins
 COPY conf ./conf
 # torch and torchvision pinned first and exactly, so no other package can pull a different torch.
-RUN pip install torch==2.14.1 torchvision==0.29.1 && pip install -e .
+RUN pip install -c constraints.txt -e .
 CMD ["python", "-m", "representation_probe", "--help"]

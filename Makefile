@@ -1,17 +1,18 @@
-# make demo | make test | make test-fast | make bench
-# The venv is built once from pyproject.toml; torch and torchvision come pinned from pip's local wheels.
+# make demo | make test | make test-fast | make test-floor | make bench
+# The venv is built once: pyproject.toml's ranges, at the exact versions of constraints.txt (torch and torchvision
+# from pip's local wheels).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast test-gpu gpu-wheels bench browser slurm tmux clean
+.PHONY: demo test test-fast test-floor test-gpu gpu-wheels bench browser slurm tmux clean
 
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# compat: the checkout itself goes on sys.path, so Hydra's plugin scan sees hydra_plugins/ from any directory
 	# pip writes bytecode on one core; compileall -j 0 writes the same on every core (~25 s sooner here). Without
 	# it nothing would: the environment may set PYTHONDONTWRITEBYTECODE, and every process would compile torch.
-	$(PY) -m pip install --quiet --no-compile -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet --no-compile -c constraints.txt -e '.[test]' --config-settings editable_mode=compat
 	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
 		>/dev/null || true  # a package's own py2-era test files do not compile; pip ignores them too
 	touch $@
@@ -25,6 +26,12 @@ test: $(VENV)/.installed browser slurm tmux  ## the whole suite, slow tests incl
 
 test-fast: $(VENV)/.installed  ## skips the subprocess and end-to-end tests
 	$(PY) -m pytest -n auto --dist loadgroup -m "not slow"
+
+FLOOR ?= .venv-floor
+test-floor:  ## the fast suite in a venv of the ranges' floors (constraints-floor.txt; downloads them from PyPI)
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install --quiet -c constraints-floor.txt -e '.[test]' --config-settings editable_mode=compat
+	$(FLOOR)/bin/python -m pytest -n auto --dist loadgroup -m "not slow"
 
 # The GPU machine brings its own Python 3.12 and torch (`make test-gpu PYTHON=python3`: that interpreter as it is,
 # the checkout on PYTHONPATH); what it lacks comes from .whl/ (`make gpu-wheels`, here), installed into a temp dir.
@@ -76,4 +83,4 @@ slurm:  ## Debian's SLURM and munge, for the tests that start a one-node cluster
 		|| echo "warning: SLURM not installed; the tests on a local SLURM cluster will be skipped"
 
 clean:
-	rm -rf $(VENV) outputs multirun
+	rm -rf $(VENV) $(FLOOR) outputs multirun

@@ -1,6 +1,7 @@
 """The package as a user installs it: a wheel in a new virtual environment (reusing this one's torch), run
 from another directory through its console script, with a config directory and a model of the user's own."""
 
+import importlib.metadata
 import json
 import shutil
 import site
@@ -78,3 +79,38 @@ def test_the_wheel_runs_from_anywhere_with_a_users_config_directory_and_module(i
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((work / "own_module/summary.json").read_text())
     assert (summary["model"], summary["layer"], summary["relative_depth"]) == ("module", "conv2", 1.0)
+
+
+LAB_HYDRA = "1.3.2"  # an older hydra-core than constraints.txt's, inside pyproject.toml's range (its floor)
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_beside_a_labs_own_torch_and_libraries_and_leaves_them(installed, tmp_path):
+    """A lab's environment: this one's torch, torchvision and the rest (as if installed there), and an older
+    hydra-core of its own. pip installs the wheel with its dependencies from no index at all: nothing is
+    replaced, nothing downloaded."""
+    wheel = next((installed[0].parents[1] / "wheel").glob("representation_probe-*.whl"))
+    lab = tmp_path / "lab"
+    # no pip or setuptools of its own: those beside its torch (which needs a newer setuptools than a new venv's)
+    subprocess.run([str(Path(sys.base_prefix) / "bin/python3"), "-m", "venv", "--without-pip", str(lab)], check=True)
+    (lab / "lib/python3.11/site-packages/reuse.pth").write_text(site.getsitepackages()[0] + "\n")
+    pip = [str(lab / "bin/python"), "-m", "pip"]
+    own = tmp_path / "own"
+    fetched = subprocess.run([*pip, "download", "-q", "--no-deps", "-d", str(own), f"hydra-core=={LAB_HYDRA}"],
+                             capture_output=True, text=True)
+    if fetched.returncode:
+        pytest.skip(f"PyPI unreachable for the lab's own hydra-core: {fetched.stderr.strip()[-200:]}")
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", *map(str, own.iterdir())], check=True)
+
+    def versions() -> dict:
+        code = ("import importlib.metadata as m, torch; print({p: m.version(p) for p in ('torch', 'torchvision', "
+                "'hydra-core', 'lightning')} | {'torch at': torch.__file__})")
+        return eval(subprocess.run([str(lab / "bin/python"), "-c", code], capture_output=True, text=True,
+                                   check=True).stdout)
+
+    before = versions()
+    assert before["hydra-core"] == LAB_HYDRA and before["torch"] == importlib.metadata.version("torch")
+    done = subprocess.run([*pip, "install", "--no-index", "--find-links", str(wheel.parent), str(wheel)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]  # every requirement met as it was
+    assert versions() == before  # torch, its place and the lab's hydra-core: left as they were

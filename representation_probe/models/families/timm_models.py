@@ -64,7 +64,7 @@ class Timm(Family):
 
     def tracer_kwargs(self) -> dict:
         """timm's own leaf modules and functions not to trace (what timm.models.create_feature_extractor uses)."""
-        from timm.layers import get_notrace_functions, get_notrace_modules
+        from timm.models import get_notrace_functions, get_notrace_modules
 
         return dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions())
 
@@ -80,7 +80,8 @@ def _create(name: str, pretrained: bool, **options) -> nn.Module:
     if "pretrained_cfg_overlay" not in options:
         local = hub and _cached_weights(hub)
         if local:  # load the cached file directly: no request to the Hub, no retries when offline
-            options["pretrained_cfg_overlay"] = {"file": local}
+            # a state_dict; timm before 1.0.31 would read an augreg ViT's as Google's .npz (custom_load)
+            options["pretrained_cfg_overlay"] = {"file": local, "custom_load": False}
         elif where and not _reachable("huggingface.co"):  # else huggingface_hub retries ~25 s, then fails
             raise ConfigError(f"pretrained weights for timm model '{name}' are not cached and the Hugging Face "
                               f"Hub is unreachable; download {where} and pass '+model.pretrained_cfg_overlay="
