@@ -176,7 +176,8 @@ def test_on_digits_classification_weight_buys_accuracy_and_reconstruction_weight
     epochs = [row for row in history if row["stage"] == "fit"]
     assert [row["stage"] for row in history] == ["fit"] * len(epochs) + ["validate", "test"]
     assert [row["step"] for row in epochs] == sorted({row["step"] for row in epochs}) and epochs[-1]["step"] == 300
-    assert history[-1]["test/acc"] == pytest.approx(runs[1]["accuracy"]) and "val/loss" in history[0]  # run_dir: w = 1
+    assert history[-1]["test/acc"] == pytest.approx(runs[1]["accuracy"])  # run_dir: w = 1
+    assert any("val/loss" in row for row in history)
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import torch
 
 from representation_probe.config import presets
 from representation_probe.data.base import TrainValDataModule
-from representation_probe.data.tensors import TensorDataModule
 from representation_probe.data.targets import resized
+from representation_probe.data.tensors import TensorDataModule
 from representation_probe.errors import ConfigError, InputWarning, warn
 
 

@@ -16,7 +16,7 @@ from representation_probe.api.data import as_datamodule, data_size, dataset_labe
 from representation_probe.api.images import as_images
 from representation_probe.api.invert import Inversion, invert
 from representation_probe.api.results import Result, open as open_run
-from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, quiet, public
+from representation_probe.api.runtime import Progress, as_model, checkpointing, make_trainer, public, quiet
 from representation_probe.api.seeds import repeat
 from representation_probe.config.checks import seed_list
 from representation_probe.config.optimizers import optimizer_factory

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 import torch
 
 from representation_probe import metrics
-from representation_probe.metrics import doubts
 from representation_probe.api.images import as_images, call_size, items
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, public
+from representation_probe.api.runtime import Progress, as_model, make_trainer, public, quiet
 from representation_probe.config.checks import distinct, seed_list
 from representation_probe.errors import ConfigError, InversionWarning
 from representation_probe.inversion import InversionModule, Sample
+from representation_probe.metrics import doubts
 from representation_probe.models import Backbone, LayerEmbedder
 from representation_probe.models.layers import resolve_layers, select_layers
 from representation_probe.models.outputs import joined

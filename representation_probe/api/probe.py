@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from representation_probe.api.data import as_datamodule, data_name, data_size
 from representation_probe.api.results import Result, saved_tensors
-from representation_probe.api.runtime import Progress, as_model, make_trainer, quiet, public
+from representation_probe.api.runtime import Progress, as_model, make_trainer, public, quiet
 from representation_probe.api.seeds import repeat
 from representation_probe.config.checks import positive_int
 from representation_probe.config.optimizers import optimizer_factory

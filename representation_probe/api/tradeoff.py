@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 
 from representation_probe.api.data import as_datamodule, data_name
 from representation_probe.api.results import Result
-from representation_probe.api.runtime import Progress, checkpointing, make_trainer, quiet, public
+from representation_probe.api.runtime import Progress, checkpointing, make_trainer, public, quiet
 from representation_probe.config.optimizers import optimizer_factory
 from representation_probe.errors import ConfigError, DegenerateWarning
 from representation_probe.metrics import doubts

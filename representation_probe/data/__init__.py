@@ -3,7 +3,7 @@
 from representation_probe.data.arrays import ArrayDataset, DigitsDataModule, TorchvisionDataModule
 from representation_probe.data.folder import FolderDataModule, PatchDataModule
 from representation_probe.data.noise import NoiseDataModule, NoiseDataset
-from representation_probe.data.targets import SAMPLES, image_name, load_target, load_targets
+from representation_probe.data.targets import SAMPLES, image_name, load_target
 
 __all__ = ["ArrayDataset", "DigitsDataModule", "FolderDataModule", "NoiseDataModule", "NoiseDataset", "PatchDataModule",
-           "SAMPLES", "TorchvisionDataModule", "image_name", "load_target", "load_targets"]
+           "SAMPLES", "TorchvisionDataModule", "image_name", "load_target"]

@@ -34,15 +34,6 @@ def resized(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return TF.center_crop(TF.resize(image, cover, antialias=True), list(size)).clamp(0, 1)
 
 
-def load_targets(images: list[str], size: int) -> dict[str, torch.Tensor]:
-    """name -> target for several images; two images of one name are refused, since names label results."""
-    names = [image_name(image) for image in images]
-    if len(set(names)) < len(names):
-        raise ConfigError(f"two images share a name ({', '.join(names)}): rename one file, since names "
-                          "label the results and a file named like a sample would shadow it")
-    return {name: load_target(image, size) for name, image in zip(names, images)}
-
-
 def image_name(image: str) -> str:
     """Short name for file names and tables: the sample name or the file's stem."""
     return image if image in SAMPLES else Path(image).stem

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import lightning as L
@@ -18,10 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from representation_probe import metrics
-from representation_probe.metrics import doubts
 from representation_probe.config.optimizers import optimizer_factory
+from representation_probe.inversion.objective import Sample, target_scales
 from representation_probe.inversion.options import Schedule, check, eps_scale, scheduled
 from representation_probe.inversion.smoothing import smooth
+from representation_probe.metrics import doubts
 from representation_probe.models import LayerEmbedder
 from representation_probe.runs.resources import plain_cuda_check
 from representation_probe.tracking.keys import sample_key, varying_ids
@@ -43,15 +43,6 @@ def nothing_listens_to_backward(trainer: L.Trainer, module: L.LightningModule) -
     callbacks = any(getattr(type(c), h) is not getattr(Callback, h) for c in trainer.callbacks for h in hooks)
     return not callbacks and not any(getattr(type(module), h) is not getattr(L.LightningModule, h)
                                      for h in (*hooks, "backward"))
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One inversion in a batch: which layer, which target image, which seed."""
-
-    layer: str
-    image: str
-    seed: int
 
 
 class InversionModule(L.LightningModule):
@@ -146,7 +137,8 @@ class InversionModule(L.LightningModule):
         self.groups = {layer: idx.to(self.device) for layer, idx in self.groups.items()}
         with torch.no_grad():
             self.target_embeddings = self.embed(self.targets)
-            self.loss_scale, self.target_spread = self._target_scales()
+            self.loss_scale, self.target_spread = target_scales(self.target_embeddings, self.groups, len(self.samples),
+                                                                self.loss_kind, self.scaled)
             start = time.perf_counter()  # the second forward, warmed up: it sizes the batches of steps
             _, self.m_s = self.distances(self.shifted)
             self.forward_seconds = time.perf_counter() - start
@@ -155,19 +147,6 @@ class InversionModule(L.LightningModule):
                 self.distances(self.shifted)
                 self.forward_seconds = min(self.forward_seconds, time.perf_counter() - start)
         self.m_i_ref = metrics.distance(self.shifted, self.targets)
-
-    def _target_scales(self) -> tuple[torch.Tensor, list[tuple[float, float]]]:
-        """Per sample: the norm its loss is divided by (1 for plain SGD, or where the target is all 0), and its
-        target embedding's (standard deviation, largest absolute value), for the doubt checks."""
-        scale = torch.ones(len(self.samples), device=self.device)
-        spread = [(0.0, 0.0)] * len(self.samples)
-        for layer, idx in self.groups.items():
-            target = self.target_embeddings[layer].flatten(1).float()
-            norm = target.abs().sum(1) if self.loss_kind == "l1" else target.pow(2).sum(1)
-            scale[idx] = torch.where(torch.isfinite(norm) & (norm > 0), norm, torch.ones_like(norm))
-            for i, std, largest in zip(idx.tolist(), target.std(1).tolist(), target.abs().amax(1).tolist()):
-                spread[i] = (std, largest)
-        return (scale if self.scaled else torch.ones_like(scale)), spread
 
     # ---- optimisation --------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

@@ -12,9 +12,9 @@ from torch.fx.experimental.optimization import fuse
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from representation_probe.errors import ConfigError
+from representation_probe.models import graph
 from representation_probe.models.backbone import Backbone
 from representation_probe.models.hooks import HookExtractor
-from representation_probe.models import graph
 from representation_probe.models.layers import resolve_layers, small_index
 from representation_probe.models.normalization import Normalize
 from representation_probe.models.outputs import pick
