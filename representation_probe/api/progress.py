@@ -36,16 +36,18 @@ class ProgressBar(L.Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         from tqdm import tqdm  # the plain text bar: it needs no widgets in a notebook
 
+        if not trainer.is_global_zero:  # one bar for a DDP run
+            return
         done, total, _ = counts(trainer, module)
         self.bar = tqdm(total=total, initial=done, unit="step" if _by_step(trainer, module) else "epoch",
                         file=sys.stderr, dynamic_ncols=True, leave=True, mininterval=0.5)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args) -> None:
-        if _by_step(trainer, module):
+        if self.bar is not None and _by_step(trainer, module):
             self._show(trainer, module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not _by_step(trainer, module):
+        if self.bar is not None and not _by_step(trainer, module):
             self._show(trainer, module, ended=1)
 
     def _show(self, trainer: L.Trainer, module: L.LightningModule, ended: int = 0) -> None:

@@ -103,7 +103,9 @@ class LayerIndex:
                 pass  # a name whose output holds no tensor per image is not a layer
 
     def resolve(self, name: str) -> Layer:
-        if name in getattr(self, "layers", {}):
+        """The Layer a name reads (`<layer>:<element>`: an element of a container output); a ConfigError naming
+        the closest for an unknown name, and saying what it is for a name that is no layer."""
+        if name in self.layers:
             return self.layers[name]
         base, path = outputs.split(name)
         target = self.backbone.aliases.get(base, base)
